@@ -1,0 +1,51 @@
+"""Kukkingu Contracting API: the typed client billsync writes invoices through."""
+
+from connectors.kukkingu.client import (
+    KukkinguAuthError,
+    KukkinguBadResponse,
+    KukkinguClient,
+    KukkinguConflict,
+    KukkinguError,
+    KukkinguNotFound,
+    KukkinguOutcomeUnknown,
+    KukkinguRejected,
+    KukkinguUnavailable,
+)
+from connectors.kukkingu.models import (
+    MAX_BILLABLES_PER_CREATE,
+    Billable,
+    BillablePatch,
+    BillableReplace,
+    Client,
+    Contract,
+    Invoice,
+    InvoiceReplace,
+    InvoiceStatus,
+    NewBillable,
+    NewInvoice,
+    api_timestamp,
+)
+
+__all__ = [
+    "MAX_BILLABLES_PER_CREATE",
+    "Billable",
+    "BillablePatch",
+    "BillableReplace",
+    "Client",
+    "Contract",
+    "Invoice",
+    "InvoiceReplace",
+    "InvoiceStatus",
+    "KukkinguAuthError",
+    "KukkinguBadResponse",
+    "KukkinguClient",
+    "KukkinguConflict",
+    "KukkinguError",
+    "KukkinguNotFound",
+    "KukkinguOutcomeUnknown",
+    "KukkinguRejected",
+    "KukkinguUnavailable",
+    "NewBillable",
+    "NewInvoice",
+    "api_timestamp",
+]

@@ -1,0 +1,274 @@
+"""Configuration: every problem is reported with its key path, secrets come from the env."""
+
+from pathlib import Path
+
+import pytest
+
+from worker.config import ConfigError, load_config, parse_config
+
+TENANT = "tnt_" + "a" * 24
+CONTRACT = "ctr_" + "b" * 24
+ENV = {"KK_TOKEN": "kk-secret-value", "JIRA_EMAIL": "me@example.com", "JIRA_TOKEN": "jt-secret"}
+
+
+def minimal() -> dict:
+    return {
+        "kukkingu": {
+            "base_url": "http://127.0.0.1:8730",
+            "tenant_id": TENANT,
+            "token_env": "KK_TOKEN",
+        },
+        "sources": [
+            {
+                "name": "jira-main",
+                "kind": "jira",
+                "url": "http://127.0.0.1:8731",
+                "email_env": "JIRA_EMAIL",
+                "token_env": "JIRA_TOKEN",
+            }
+        ],
+        "rules": [
+            {
+                "source": "jira-main",
+                "projects": ["PROJ"],
+                "contract_id": CONTRACT,
+                "currency": "EUR",
+                "hourly_rate_minor": 12000,
+            }
+        ],
+    }
+
+
+def problems(data: dict, environ: dict | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, environ=ENV if environ is None else environ)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_minimal_config_loads_with_defaults() -> None:
+    settings = parse_config(minimal(), environ=ENV)
+    rule = settings.file.rules[0]
+    assert (rule.grouping, rule.period, rule.rounding.mode, rule.rounding.scope) == (
+        "issue",
+        "monthly",
+        "up",
+        "entry",
+    )
+    assert settings.state_url == "sqlite:///billsync.db"
+    assert settings.secret("KK_TOKEN").get_secret_value() == "kk-secret-value"
+    assert settings.file.billing.timezone == "UTC"
+
+
+def test_secrets_never_print() -> None:
+    settings = parse_config(minimal(), environ=ENV)
+    assert "kk-secret-value" not in repr(settings)
+    assert "kk-secret-value" not in str(settings.secrets)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["kukkingu"].update(tenant_id="tenant-1"),
+            "kukkingu.tenant_id: must be a Kukkingu tenant id",
+        ),
+        (lambda d: d["kukkingu"].update(tokn_env="X"), "kukkingu.tokn_env: unknown key"),
+        (lambda d: d["kukkingu"].pop("token_env"), "kukkingu.token_env: required key is missing"),
+        (
+            lambda d: d["kukkingu"].update(token_env="kk-secret-value"),
+            "kukkingu.token_env: must be an environment variable name",
+        ),
+        (
+            lambda d: d.update(billing={"timezone": "Mars/Olympus"}),
+            "billing.timezone: unknown IANA time zone 'Mars/Olympus'",
+        ),
+        (
+            lambda d: d["sources"][0].update(schedule="61 * * * *"),
+            "sources[0].schedule: invalid crontab '61 * * * *'",
+        ),
+        (
+            lambda d: d["sources"][0].update(schedule="* * *"),
+            "sources[0].schedule: crontab '* * *' must have 5 fields",
+        ),
+        (
+            lambda d: d["sources"][0].update(kind="gitlab"),
+            "sources[0]: Input tag 'gitlab' found using 'kind' does not match",
+        ),
+        (
+            lambda d: d["sources"][0].update(overlap_seconds=30),
+            "sources[0].overlap_seconds: Input should be greater than or equal to 60",
+        ),
+        (
+            lambda d: d["sources"][0].pop("email_env"),
+            "sources[0].email_env: Jira Cloud authenticates with email + API token",
+        ),
+        (
+            lambda d: d["sources"].append(dict(d["sources"][0])),
+            "sources[1].name: duplicate source name 'jira-main' (also sources[0])",
+        ),
+        (
+            lambda d: d["rules"][0].update(currency="EURO"),
+            "rules[0].currency: 'EURO' is not an active ISO 4217 currency code",
+        ),
+        (
+            lambda d: d["rules"][0].update(currency="XYZ"),
+            "rules[0].currency: 'XYZ' is not an active ISO 4217",
+        ),
+        (
+            lambda d: d["rules"][0].update(hourly_rate_minor=-5),
+            "rules[0].hourly_rate_minor: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda d: d["rules"][0].update(hourly_rate_minor="120"),
+            "rules[0].hourly_rate_minor: Input should be a valid integer",
+        ),
+        (
+            lambda d: d["rules"][0].update(exchange_rate=-1),
+            "rules[0].exchange_rate: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda d: d["rules"][0].update(rounding={"mode": "sideways"}),
+            "rules[0].rounding.mode: Input should be 'up', 'nearest' or 'down'",
+        ),
+        (
+            lambda d: d["rules"][0].update(rounding={"increment_minutes": -15}),
+            "rules[0].rounding.increment_minutes: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda d: d["rules"][0].update(grouping="day"),
+            "rules[0].grouping: Input should be 'issue' or 'entry'",
+        ),
+        (
+            lambda d: d["rules"][0].update(period="yearly"),
+            "rules[0].period: Input should be 'monthly', 'weekly' or 'none'",
+        ),
+        (
+            lambda d: d["rules"][0].update(source="jira-other"),
+            "rules[0].source: no source named 'jira-other' (known: jira-main)",
+        ),
+        (
+            lambda d: d["rules"][0].update(projects=[]),
+            "rules[0]: a Jira rule needs `projects` or `jql`",
+        ),
+        (
+            lambda d: d["rules"][0].update(projects=["proj"]),
+            "rules[0].projects[0]: must be a Jira project key",
+        ),
+        (
+            lambda d: d["rules"][0].update(repos=["o/r"]),
+            "rules[0].repos: repos apply to GitHub sources only",
+        ),
+        (
+            lambda d: d["rules"][0].update(contract_id="ctr_1"),
+            "rules[0].contract_id: must be a Kukkingu contract id",
+        ),
+        (
+            lambda d: d["rules"][0].update(invoice_number="INV-{seq}"),
+            "rules[0].invoice_number: must contain {contract}",
+        ),
+        (
+            lambda d: d["rules"][0].update(invoice_number="{contract}-{seq}"),
+            "rules[0].invoice_number: must contain {period}",
+        ),
+        (
+            lambda d: d["rules"][0].update(invoice_number="{contract}-{period}-{seq}-{client}"),
+            "rules[0].invoice_number: unknown placeholder {client}",
+        ),
+        (
+            lambda d: d["rules"].append({**d["rules"][0], "currency": "USD"}),
+            "rules[0].invoice_number: must contain {currency}",
+        ),
+        (
+            lambda d: d.update(dashboard={"username": "ops"}),
+            "dashboard.password_env: required when username is set",
+        ),
+        (
+            lambda d: d.update(env_file="does-not-exist.env"),
+            "env_file: file 'does-not-exist.env' does not exist",
+        ),
+    ],
+)
+def test_each_problem_names_its_key(change, expected: str) -> None:
+    data = minimal()
+    change(data)
+    found = problems(data)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_github_rule_needs_repos_not_projects() -> None:
+    data = minimal()
+    data["sources"].append({"name": "gh", "kind": "github", "token_env": "GH_TOKEN"})
+    data["rules"].append(
+        {
+            "source": "gh",
+            "projects": ["X"],
+            "contract_id": CONTRACT,
+            "currency": "EUR",
+            "hourly_rate_minor": 1,
+        }
+    )
+    found = problems(data, {**ENV, "GH_TOKEN": "ghp_x"})
+    assert "rules[1]: `projects` and `jql` apply to Jira sources only; use `repos`" in found
+    assert "rules[1].repos: a GitHub rule needs at least one repo" in found
+
+
+def test_missing_and_placeholder_secrets_are_reported_together() -> None:
+    found = problems(minimal(), {"KK_TOKEN": "changeme", "JIRA_EMAIL": "me@example.com"})
+    assert found == [
+        "kukkingu.token_env: environment variable KK_TOKEN holds an empty or placeholder value",
+        "sources[0].token_env: environment variable JIRA_TOKEN is not set",
+    ]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    data = minimal()
+    data["kukkingu"]["tenant_id"] = "x"
+    data["rules"][0]["currency"] = "EURO"
+    data["rules"][0]["rounding"] = {"scope": "invoice"}
+    assert len(problems(data)) == 3
+
+
+def test_state_url_from_env_wins(tmp_path: Path) -> None:
+    data = minimal()
+    data["state"] = {"url_env": "STATE_URL"}
+    settings = parse_config(data, environ={**ENV, "STATE_URL": "postgresql+psycopg://u:pw@db/b"})
+    assert settings.state_url == "postgresql+psycopg://u:pw@db/b"
+
+
+def test_env_file_fills_missing_secrets_and_real_env_wins(tmp_path: Path) -> None:
+    (tmp_path / "secrets.env").write_text("KK_TOKEN=from-file\nJIRA_TOKEN=jira-from-file\n")
+    (tmp_path / "billsync.toml").write_text(
+        'env_file = "secrets.env"\n'
+        "[kukkingu]\n"
+        f'base_url = "http://127.0.0.1:8730"\ntenant_id = "{TENANT}"\ntoken_env = "KK_TOKEN"\n'
+    )
+    settings = load_config(tmp_path / "billsync.toml", environ={"KK_TOKEN": "from-env"})
+    assert settings.secret("KK_TOKEN").get_secret_value() == "from-env"
+    assert settings.path == tmp_path / "billsync.toml"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"[kukkingu\n", "not valid TOML"),
+        (b"\xff\xfe broken", "not valid UTF-8"),
+        (b"", "kukkingu: required key is missing"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "billsync.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert expected in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_no_config_path_says_how_to_give_one() -> None:
+    with pytest.raises(ConfigError, match="pass --config FILE or set BILLSYNC_CONFIG"):
+        load_config(None, environ={})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "nope.toml", environ={})

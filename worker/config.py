@@ -1,0 +1,466 @@
+"""Configuration: one TOML file for the shape, environment variables for the secrets.
+
+``load_config(path)`` reads the file, validates it with the pydantic models below, resolves
+every secret from the environment (optionally topped up from the ``env_file`` the config
+names) and returns a frozen :class:`Settings`, or raises :class:`ConfigError` listing *every*
+problem found, each with its key path (``rules[0].rounding.mode: ...``).
+
+Secrets never live in the file: a key ending in ``_env`` names the environment variable that
+holds the value. Resolved secrets are ``SecretStr`` and print as ``**********``.
+
+The key-by-key reference is ``docs/configuration.md``; ``examples/production.toml`` shows every
+key with a comment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from worker.currencies import ISO_4217
+from worker.errors import ConfigurationError
+
+CONFIG_ENV_VAR = "BILLSYNC_CONFIG"
+
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+TENANT_ID = r"^tnt_[a-z0-9]{24}$"
+CONTRACT_ID = r"^ctr_[a-z0-9]{24}$"
+SOURCE_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+GITHUB_REPO = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+JIRA_PROJECT = r"^[A-Z][A-Z0-9_]{0,254}$"
+TEMPLATE_FIELDS = frozenset({"contract", "currency", "period", "seq"})
+# Values people leave in example files; a secret holding one of these is refused.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "token", "xxx", "todo"})
+
+EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+
+# What a pattern mismatch means, by the key it happened on (pydantic only quotes the regex).
+PATTERN_MEANING = {
+    "tenant_id": "must be a Kukkingu tenant id: tnt_ + 24 lowercase letters or digits",
+    "contract_id": "must be a Kukkingu contract id: ctr_ + 24 lowercase letters or digits",
+    "name": "must be 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+    "source": "must be a source name (lowercase letters, digits, '-' or '_')",
+    "url": "must be an http:// or https:// URL",
+    "base_url": "must be an http:// or https:// URL",
+    "repos": "must be 'owner/repo'",
+    "projects": "must be a Jira project key (uppercase letters, digits, '_'; e.g. PROJ)",
+}
+
+
+class _Strict(BaseModel):
+    """Every config section rejects unknown keys (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateConfig(_Strict):
+    """Where billsync keeps its ledger. ``url_env`` wins when set (a URL with a password)."""
+
+    url: str = "sqlite:///billsync.db"
+    url_env: EnvName | None = None
+
+
+class BrokerConfig(_Strict):
+    """The Celery broker (Redis)."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    url_env: EnvName | None = None
+
+
+class BillingConfig(_Strict):
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+class KukkinguConfig(_Strict):
+    base_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    tenant_id: Annotated[str, Field(pattern=TENANT_ID)]
+    token_env: EnvName
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    max_attempts: Annotated[int, Field(strict=True, ge=1, le=20)] = 5
+    max_retry_wait_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+
+
+def _crontab(value: str) -> str:
+    """Validate a five-field crontab with Celery's own parser (what beat will use)."""
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError(f"crontab {value!r} must have 5 fields (minute hour day month weekday)")
+    from celery.schedules import crontab  # deferred: celery is heavy and only needed here
+
+    try:
+        crontab(*fields)
+    except ValueError as exc:
+        raise ValueError(f"invalid crontab {value!r}: {exc}") from None
+    return value
+
+
+Crontab = Annotated[str, Field(min_length=1)]
+
+
+class _SourceBase(_Strict):
+    name: Annotated[str, Field(pattern=SOURCE_NAME)]
+    schedule: Crontab = "*/15 * * * *"
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_crontab(cls, value: str) -> str:
+        return _crontab(value)
+
+
+class JiraSourceConfig(_SourceBase):
+    kind: Literal["jira"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    auth: Literal["cloud", "datacenter"] = "cloud"
+    email_env: EnvName | None = None
+    token_env: EnvName
+    overlap_seconds: Annotated[int, Field(strict=True, ge=60, le=86400)] = 120
+
+
+class GitHubSourceConfig(_SourceBase):
+    kind: Literal["github"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = "https://api.github.com"
+    token_env: EnvName
+
+
+SourceConfig = Annotated[JiraSourceConfig | GitHubSourceConfig, Field(discriminator="kind")]
+
+
+class RoundingConfig(_Strict):
+    increment_minutes: Annotated[int, Field(strict=True, ge=0, le=1440)] = 0
+    mode: Literal["up", "nearest", "down"] = "up"
+    scope: Literal["entry", "line"] = "entry"
+
+
+class RuleConfig(_Strict):
+    """One contract rule: which work it takes and how that work is priced."""
+
+    source: Annotated[str, Field(pattern=SOURCE_NAME)]
+    projects: list[Annotated[str, Field(pattern=JIRA_PROJECT)]] = []
+    jql: Annotated[str, Field(min_length=1)] | None = None
+    repos: list[Annotated[str, Field(pattern=GITHUB_REPO)]] = []
+    non_billable_labels: list[Annotated[str, Field(min_length=1)]] = []
+    contract_id: Annotated[str, Field(pattern=CONTRACT_ID)]
+    currency: str
+    exchange_rate: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(1)
+    hourly_rate_minor: Annotated[int, Field(strict=True, ge=0, le=9007199254740991)]
+    person_rates: dict[Annotated[str, Field(min_length=1)], Annotated[int, Field(strict=True, ge=0)]] = {}
+    rounding: RoundingConfig = RoundingConfig()
+    grouping: Literal["issue", "entry"] = "issue"
+    period: Literal["monthly", "weekly", "none"] = "monthly"
+    invoice_number: Annotated[str, Field(min_length=1, max_length=200)] = (
+        "{contract}-{period}-{seq}"
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        if value not in ISO_4217:
+            raise ValueError(f"{value!r} is not an active ISO 4217 currency code (e.g. EUR)")
+        return value
+
+
+class DashboardConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 8780
+    token_env: EnvName | None = None
+    username: str | None = None
+    password_env: EnvName | None = None
+
+
+class FileConfig(_Strict):
+    """The TOML file, as written."""
+
+    env_file: str | None = None
+    state: StateConfig = StateConfig()
+    broker: BrokerConfig = BrokerConfig()
+    billing: BillingConfig = BillingConfig()
+    kukkingu: KukkinguConfig
+    sources: list[SourceConfig] = []
+    rules: list[RuleConfig] = []
+    dashboard: DashboardConfig = DashboardConfig()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration, located by its key path."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(ConfigurationError):
+    """The configuration cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s)\n{lines}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration plus its resolved secrets: loaded once, then passed in."""
+
+    file: FileConfig
+    path: Path | None
+    secrets: Mapping[str, SecretStr]
+    state_url: str
+    broker_url: str
+
+    def secret(self, env_name: str) -> SecretStr:
+        return self.secrets[env_name]
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.file.billing.timezone)
+
+    def source(self, name: str) -> JiraSourceConfig | GitHubSourceConfig:
+        for source in self.file.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+def _key_path(loc: Sequence[int | str], tagged_unions: frozenset[str]) -> str:
+    path = ""
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif index > 0 and part in tagged_unions and isinstance(loc[index - 1], int):
+            continue  # pydantic adds the discriminator's tag to the location: not a key
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def _validation_problems(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against docs/configuration.md)"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        elif error["type"] == "string_pattern_mismatch":
+            key = next((p for p in reversed(error["loc"]) if isinstance(p, str)), "")
+            if key.endswith("_env"):
+                message = "must be an environment variable name (A-Z, 0-9, _), not a value"
+            else:
+                message = PATTERN_MEANING.get(key, message)
+        message = message.removeprefix("Value error, ")
+        problems.append(Problem(_key_path(error["loc"], frozenset({"jira", "github"})), message))
+    return problems
+
+
+def _template_problems(index: int, rule: RuleConfig, rules: Sequence[RuleConfig]) -> list[Problem]:
+    path = f"rules[{index}].invoice_number"
+    names = set(re.findall(r"\{([^{}]*)\}", rule.invoice_number))
+    problems = [
+        Problem(path, f"unknown placeholder {{{name}}} (allowed: contract, currency, period, seq)")
+        for name in sorted(names - TEMPLATE_FIELDS)
+    ]
+    required = {"contract", "seq"} | ({"period"} if rule.period != "none" else set())
+    if any(r.contract_id == rule.contract_id and r.currency != rule.currency for r in rules):
+        required.add("currency")  # the same contract bills in two currencies: numbers must differ
+    problems += [
+        Problem(path, f"must contain {{{name}}} so that every draft gets a unique invoice number")
+        for name in sorted(required - names)
+    ]
+    return problems
+
+
+def _semantic_problems(config: FileConfig) -> list[Problem]:
+    """Checks that span keys: names that must exist, be unique, or agree with each other."""
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for index, source in enumerate(config.sources):
+        if source.name in seen:
+            problems.append(
+                Problem(
+                    f"sources[{index}].name",
+                    f"duplicate source name {source.name!r} (also sources[{seen[source.name]}])",
+                )
+            )
+        seen.setdefault(source.name, index)
+        if isinstance(source, JiraSourceConfig) and source.auth == "cloud" and not source.email_env:
+            problems.append(
+                Problem(
+                    f"sources[{index}].email_env",
+                    "Jira Cloud authenticates with email + API token: name the email's variable",
+                )
+            )
+    kinds = {source.name: source.kind for source in config.sources}
+    for index, rule in enumerate(config.rules):
+        where = f"rules[{index}]"
+        kind = kinds.get(rule.source)
+        if kind is None:
+            known = ", ".join(sorted(kinds)) or "none configured"
+            problems.append(
+                Problem(f"{where}.source", f"no source named {rule.source!r} (known: {known})")
+            )
+        elif kind == "jira":
+            if rule.repos:
+                problems.append(Problem(f"{where}.repos", "repos apply to GitHub sources only"))
+            if not rule.projects and rule.jql is None:
+                problems.append(
+                    Problem(
+                        where, "a Jira rule needs `projects` or `jql` to say which work it takes"
+                    )
+                )
+        else:
+            if rule.projects or rule.jql is not None:
+                problems.append(
+                    Problem(where, "`projects` and `jql` apply to Jira sources only; use `repos`")
+                )
+            if not rule.repos:
+                problems.append(Problem(f"{where}.repos", "a GitHub rule needs at least one repo"))
+        problems += _template_problems(index, rule, config.rules)
+    dashboard = config.dashboard
+    if dashboard.password_env and not dashboard.username:
+        problems.append(Problem("dashboard.username", "required when password_env is set"))
+    if dashboard.username and not dashboard.password_env:
+        problems.append(Problem("dashboard.password_env", "required when username is set"))
+    return problems
+
+
+def _secret_names(config: FileConfig) -> list[tuple[str, str]]:
+    """Every (key path, environment variable) pair the config refers to."""
+    names = [("kukkingu.token_env", config.kukkingu.token_env)]
+    for key, section in (("state", config.state), ("broker", config.broker)):
+        if section.url_env:
+            names.append((f"{key}.url_env", section.url_env))
+    for index, source in enumerate(config.sources):
+        names.append((f"sources[{index}].token_env", source.token_env))
+        if isinstance(source, JiraSourceConfig) and source.email_env:
+            names.append((f"sources[{index}].email_env", source.email_env))
+    for key in ("token_env", "password_env"):
+        value = getattr(config.dashboard, key)
+        if value:
+            names.append((f"dashboard.{key}", value))
+    return names
+
+
+def _resolve_secrets(
+    config: FileConfig, environ: Mapping[str, str]
+) -> tuple[dict[str, SecretStr], list[Problem]]:
+    secrets: dict[str, SecretStr] = {}
+    problems = []
+    for path, name in _secret_names(config):
+        value = environ.get(name)
+        if value is None:
+            problems.append(Problem(path, f"environment variable {name} is not set"))
+        elif value.strip().lower() in PLACEHOLDER_SECRETS:
+            problems.append(
+                Problem(path, f"environment variable {name} holds an empty or placeholder value")
+            )
+        else:
+            secrets[name] = SecretStr(value)
+    return secrets, problems
+
+
+def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
+    """The config file to use: ``--config``, else ``$BILLSYNC_CONFIG``, else an error."""
+    chosen = explicit or environ.get(CONFIG_ENV_VAR)
+    if not chosen:
+        raise ConfigError(
+            "configuration",
+            [Problem("", f"no config file: pass --config FILE or set {CONFIG_ENV_VAR}")],
+        )
+    return Path(chosen)
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    source: str = "configuration",
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate already-parsed TOML data and resolve its secrets."""
+    environ = dict(os.environ if environ is None else environ)
+    try:
+        config = FileConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _validation_problems(exc)) from None
+    problems = _semantic_problems(config)
+    if config.env_file:
+        env_path = Path(config.env_file)
+        if not env_path.is_absolute() and base_dir is not None:
+            env_path = base_dir / env_path
+        if env_path.is_file():
+            # The real environment wins over the file, as with docker compose's env_file.
+            file_values = {k: v for k, v in dotenv_values(env_path).items() if v is not None}
+            environ = {**file_values, **environ}
+        else:
+            problems.append(Problem("env_file", f"file {str(env_path)!r} does not exist"))
+    secrets, secret_problems = _resolve_secrets(config, environ)
+    problems += secret_problems
+    if problems:
+        raise ConfigError(source, problems)
+    state_url = secrets[config.state.url_env].get_secret_value() if config.state.url_env else ""
+    broker_url = secrets[config.broker.url_env].get_secret_value() if config.broker.url_env else ""
+    return Settings(
+        file=config,
+        path=None,
+        secrets=secrets,
+        state_url=state_url or config.state.url,
+        broker_url=broker_url or config.broker.url,
+    )
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, validate and resolve the configuration file (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    file = config_path(path, env)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            str(file), [Problem("", f"cannot read the file: {exc.strerror}")]
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(file), [Problem("", "the file is not valid UTF-8")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(file), [Problem("", f"not valid TOML: {exc}")]) from None
+    settings = parse_config(data, source=str(file), base_dir=file.parent, environ=env)
+    return Settings(
+        file=settings.file,
+        path=file,
+        secrets=settings.secrets,
+        state_url=settings.state_url,
+        broker_url=settings.broker_url,
+    )
