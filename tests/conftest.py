@@ -1,0 +1,62 @@
+"""Fixtures shared by the whole test suite.
+
+Databases: ``db_url`` gives a fresh, empty database per test, once on SQLite (a file in the
+test's tmp_path) and once on PostgreSQL (a new database on a throwaway cluster the session
+starts once; those runs carry the ``postgres`` marker). Nothing is mocked and nothing is
+skipped: without the PostgreSQL binaries the PostgreSQL runs fail and say how to get them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.postgres import INSTALL_HINT, Cluster, ClusterError, find_bindir
+
+TEST_DATABASE = "billsync_test"
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster for the session, stopped and removed at the end."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    cluster = Cluster(bindir)
+    try:
+        cluster.start()
+        cluster.createdb(TEST_DATABASE)
+    except ClusterError as error:
+        cluster.stop()
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_cluster: Cluster) -> str:
+    """SQLAlchemy URL of the session's ``billsync_test`` database on the throwaway cluster."""
+    return postgres_cluster.sqlalchemy_url(TEST_DATABASE)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test, on each backend billsync supports."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    name = cluster.create_database()
+    try:
+        yield cluster.sqlalchemy_url(name)
+    finally:
+        cluster.drop_database(name)

@@ -1,0 +1,1 @@
+"""Helpers the test fixtures use (not tests themselves)."""
