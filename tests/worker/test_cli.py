@@ -1,0 +1,107 @@
+"""The command line: config check, db upgrade/current, exit codes, no secrets in output."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, inspect
+
+from worker.cli import EX_CONFIG, cli
+
+TENANT = "tnt_" + "a" * 24
+GOOD = f"""
+[state]
+url = "sqlite:///{{db}}"
+[kukkingu]
+base_url = "http://127.0.0.1:8730"
+tenant_id = "{TENANT}"
+token_env = "KK_TOKEN"
+"""
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner(env={"BILLSYNC_CONFIG": None, "BILLSYNC_STATE_URL": None})
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "billsync.toml"
+    path.write_text(text.replace("{db}", str(tmp_path / "state.db")))
+    return path
+
+
+def test_config_check_ok(runner: CliRunner, tmp_path: Path) -> None:
+    path = write_config(tmp_path, GOOD)
+    result = runner.invoke(
+        cli, ["-c", str(path), "config", "check"], env={"KK_TOKEN": "kk-s3cret-value"}
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"ok: {path}: 0 source(s), 0 rule(s)")
+    assert "kk-s3cret-value" not in result.output
+
+
+def test_config_check_lists_every_problem_and_exits_78(runner: CliRunner, tmp_path: Path) -> None:
+    broken = GOOD.replace(TENANT, "tenant-1") + '\n[billing]\ntimezone = "Nowhere/City"\n'
+    path = write_config(tmp_path, broken)
+    result = runner.invoke(cli, ["-c", str(path), "config", "check"], env={"KK_TOKEN": None})
+    assert result.exit_code == EX_CONFIG
+    assert result.stdout == ""
+    assert f"error: configuration {path} is not usable:" in result.stderr
+    assert "  - kukkingu.tenant_id: must be a Kukkingu tenant id" in result.stderr
+    assert "  - billing.timezone: unknown IANA time zone 'Nowhere/City'" in result.stderr
+
+
+def test_config_from_environment_variable(runner: CliRunner, tmp_path: Path) -> None:
+    path = write_config(tmp_path, GOOD)
+    result = runner.invoke(
+        cli, ["config", "check"], env={"BILLSYNC_CONFIG": str(path), "KK_TOKEN": "kk-s3cret-value"}
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_no_config_at_all(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["config", "check"])
+    assert result.exit_code == EX_CONFIG
+    assert "pass --config FILE or set BILLSYNC_CONFIG" in result.stderr
+
+
+def test_db_upgrade_from_config_is_repeatable(runner: CliRunner, tmp_path: Path) -> None:
+    path = write_config(tmp_path, GOOD)
+    for _ in range(2):
+        result = runner.invoke(
+            cli, ["-c", str(path), "db", "upgrade"], env={"KK_TOKEN": "kk-s3cret-value"}
+        )
+        assert result.exit_code == 0, result.output
+        assert "is at revision" in result.stdout
+    engine = create_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    assert {"entries", "lines", "drafts", "intents", "runs"} <= set(
+        inspect(engine).get_table_names()
+    )
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_db_upgrade_url_from_env_hides_the_password(runner: CliRunner, postgres_cluster) -> None:
+    name = postgres_cluster.create_database()
+    try:
+        url = postgres_cluster.sqlalchemy_url(name).replace("postgres@", "postgres:pw-not-shown@")
+        result = runner.invoke(cli, ["db", "upgrade"], env={"BILLSYNC_STATE_URL": url})
+        assert result.exit_code == 0, result.output
+        assert "pw-not-shown" not in result.output
+        assert "***" in result.stdout
+        current = runner.invoke(cli, ["db", "current"], env={"BILLSYNC_STATE_URL": url})
+        assert current.stdout.strip() == "0001"
+    finally:
+        postgres_cluster.drop_database(name)
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "billsync"
+    result = subprocess.run(
+        [str(exe), "--version"], capture_output=True, text=True, check=False, env={**os.environ}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "billsync, version 0.1.0"
