@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.kukkingu import RunningKukkingu, running_kukkingu
 from tests.support.postgres import INSTALL_HINT, Cluster, ClusterError, find_bindir
 
 TEST_DATABASE = "billsync_test"
@@ -60,3 +61,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield cluster.sqlalchemy_url(name)
     finally:
         cluster.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def kukkingu_module() -> Iterator[RunningKukkingu]:
+    """One Kukkingu sandbox per test module (uvicorn takes a moment to start and stop)."""
+    with running_kukkingu() as running:
+        yield running
+
+
+@pytest.fixture
+def kukkingu(kukkingu_module: RunningKukkingu) -> RunningKukkingu:
+    """The module's Kukkingu sandbox, reset to its freshly seeded state for this test."""
+    kukkingu_module.reset()
+    return kukkingu_module

@@ -23,8 +23,9 @@ from connectors.retry import RetryPolicy
 
 TOKEN = "tok-very-secret-123"
 TENANT = "tnt_" + "a" * 24
-INVOICE = {
-    "id": "inv_" + "1" * 24,
+INVOICE_ID = "inv_" + "1" * 24
+INVOICE: dict[str, object] = {
+    "id": INVOICE_ID,
     "contract": "ctr_" + "2" * 24,
     "status": "DRAFT",
     "invoiceNumber": "X-1",
@@ -58,10 +59,10 @@ def test_every_request_carries_bearer_token_and_tenant() -> None:
         seen.append(request)
         return httpx.Response(200, json={"data": INVOICE})
 
-    client_for(handler).get_invoice(INVOICE["id"])
+    client_for(handler).get_invoice(INVOICE_ID)
     assert seen[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert seen[0].headers["tenant-id"] == TENANT
-    assert seen[0].url.path == f"/api/v1/invoices/{INVOICE['id']}"
+    assert seen[0].url.path == f"/api/v1/invoices/{INVOICE_ID}"
 
 
 def test_path_ids_are_escaped() -> None:
@@ -106,7 +107,7 @@ def test_path_ids_are_escaped() -> None:
 def test_bad_answers_are_clear_fatal_errors(response: httpx.Response, expected: str) -> None:
     client = client_for(lambda request: response)
     with pytest.raises(KukkinguBadResponse) as caught:
-        client.get_invoice(INVOICE["id"])
+        client.get_invoice(INVOICE_ID)
     message = str(caught.value)
     assert message.startswith("Kukkingu GET /api/v1/invoices/{invoiceId} ")
     assert expected in message
@@ -114,7 +115,7 @@ def test_bad_answers_are_clear_fatal_errors(response: httpx.Response, expected: 
 
 def test_unknown_response_fields_are_tolerated() -> None:
     client = client_for(lambda r: httpx.Response(200, json={"data": {**INVOICE, "newField": 1}}))
-    assert client.get_invoice(INVOICE["id"]).status == "DRAFT"
+    assert client.get_invoice(INVOICE_ID).status == "DRAFT"
 
 
 def test_get_retries_5xx_then_succeeds_and_counts_every_try() -> None:
@@ -122,7 +123,7 @@ def test_get_retries_5xx_then_succeeds_and_counts_every_try() -> None:
         [httpx.Response(502), httpx.Response(503), httpx.Response(200, json={"data": INVOICE})]
     )
     client = client_for(lambda r: next(answers))
-    assert client.get_invoice(INVOICE["id"]).invoice_number == "X-1"
+    assert client.get_invoice(INVOICE_ID).invoice_number == "X-1"
     assert client.sleeps == [0.5, 1.0]  # type: ignore[attr-defined]
     assert client.request_counts == {"GET /api/v1/invoices/{invoiceId}": 3}
 
@@ -163,7 +164,7 @@ def test_create_on_5xx_is_outcome_unknown_and_not_retried() -> None:
         description="d", quantity=Decimal("1.5"), amount_minor=150, currency_code="EUR"
     )
     with pytest.raises(KukkinguOutcomeUnknown):
-        client.create_billables(INVOICE["id"], [item])
+        client.create_billables(INVOICE_ID, [item])
     assert len(calls) == 1
 
 
@@ -181,7 +182,7 @@ def test_decimal_quantity_is_sent_as_a_json_number() -> None:
         currency_code="EUR",
         order=3,
     )
-    client_for(handler).create_billables(INVOICE["id"], [item])
+    client_for(handler).create_billables(INVOICE_ID, [item])
     assert b'"quantity":12.35' in bodies[0]
     assert b'"amountMinor":148200' in bodies[0]
     assert b"referenceType" not in bodies[0]  # absent optional fields are not sent
@@ -203,7 +204,7 @@ def test_create_refuses_batches_outside_1_to_100(count: int) -> None:
     client = client_for(lambda r: httpx.Response(200, json={"data": []}))
     item = NewBillable(description="d", quantity=Decimal(1), amount_minor=1, currency_code="EUR")
     with pytest.raises(ValueError, match="1-100 billables"):
-        client.create_billables(INVOICE["id"], [item] * count)
+        client.create_billables(INVOICE_ID, [item] * count)
 
 
 @pytest.mark.parametrize(

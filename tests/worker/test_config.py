@@ -1,6 +1,7 @@
 """Configuration: every problem is reported with its key path, secrets come from the env."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ CONTRACT = "ctr_" + "b" * 24
 ENV = {"KK_TOKEN": "kk-secret-value", "JIRA_EMAIL": "me@example.com", "JIRA_TOKEN": "jt-secret"}
 
 
-def minimal() -> dict:
+def minimal() -> dict[str, Any]:
     return {
         "kukkingu": {
             "base_url": "http://127.0.0.1:8730",
@@ -39,7 +40,7 @@ def minimal() -> dict:
     }
 
 
-def problems(data: dict, environ: dict | None = None) -> list[str]:
+def problems(data: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_config(data, environ=ENV if environ is None else environ)
     return [str(p) for p in caught.value.problems]

@@ -1,0 +1,1 @@
+"""Tests of the loopback API sandboxes, over real HTTP."""

@@ -1,0 +1,49 @@
+"""A Kukkingu sandbox served over real HTTP for tests, with its admin path at hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from sandbox.kukkingu import KukkinguApp, KukkinguState, create_app
+from sandbox.server import ServerThread
+
+
+@dataclass
+class RunningKukkingu:
+    """The sandbox app, its server, and shortcuts to ``/_sandbox`` (faults, counts, reset)."""
+
+    app: KukkinguApp
+    server: ServerThread
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.url}/_sandbox{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()["data"] if response.status_code == 200 else None
+
+    def fault(self, spec: dict[str, Any]) -> None:
+        self._admin("POST", "/faults", json=spec)
+
+    def requests(self) -> dict[str, int]:
+        counts: dict[str, int] = self._admin("GET", "/requests")
+        return counts
+
+    def reset(self) -> None:
+        """Back to the seeded state, counts and faults cleared (in-process: it is faster;
+        the HTTP ``POST /_sandbox/reset`` does the same and has its own test)."""
+        self.app.reset()
+
+
+@contextmanager
+def running_kukkingu(seed: int = 7) -> Iterator[RunningKukkingu]:
+    app = create_app(KukkinguState(rng_seed=seed))
+    with ServerThread(app) as server:
+        yield RunningKukkingu(app, server)
