@@ -169,7 +169,9 @@ class RuleConfig(_Strict):
     currency: str
     exchange_rate: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(1)
     hourly_rate_minor: Annotated[int, Field(strict=True, ge=0, le=9007199254740991)]
-    person_rates: dict[Annotated[str, Field(min_length=1)], Annotated[int, Field(strict=True, ge=0)]] = {}
+    person_rates: dict[
+        Annotated[str, Field(min_length=1)], Annotated[int, Field(strict=True, ge=0)]
+    ] = {}
     rounding: RoundingConfig = RoundingConfig()
     grouping: Literal["issue", "entry"] = "issue"
     period: Literal["monthly", "weekly", "none"] = "monthly"
