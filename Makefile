@@ -41,7 +41,7 @@ typecheck: venv  ## mypy (strict)
 check: lint typecheck test  ## every check CI could run
 
 demo: venv  ## set up and run the demo (sandbox + how to use it)
-	$(BIN)/billsync demo
+	$(BIN)/billsync --config examples/sandbox.toml demo
 
 sandbox: venv  ## start the sandbox APIs on their default ports
 	$(BIN)/billsync sandbox

@@ -8,16 +8,29 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
-from typing import NoReturn
+import threading
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
+import httpx
 
+from sandbox.main import (
+    DEFAULT_HOST,
+    KUKKINGU_PORT,
+    SandboxStartError,
+    start_sandbox,
+    write_info,
+)
 from worker import __version__
+from worker.clients import kukkingu_client
 from worker.config import ConfigError, Settings, load_config
 from worker.logs import configure_logging
 
 EX_CONFIG = 78
+DEMO_CONFIG = Path("examples/sandbox.toml")
 
 
 def _fail_config(error: ConfigError) -> NoReturn:
@@ -128,6 +141,96 @@ def db_current(state: _State, url: str | None) -> None:
     from worker.store.migrate import current
 
     click.echo(current(_state_url(state, url)) or "empty (run `billsync db upgrade`)")
+
+
+# --- sandbox and demo -----------------------------------------------------------------------
+
+
+def _wait_for_signal() -> None:
+    """Block until Ctrl-C or SIGTERM (docker stop)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(3600):
+        pass
+
+
+@cli.command("sandbox")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option(
+    "--kukkingu-port", default=KUKKINGU_PORT, show_default=True, help="0 picks a free port."
+)
+@click.option("--seed", default=0, show_default=True, help="Seed for generated ids.")
+@click.option(
+    "--info",
+    "info_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write base URLs, credentials, tenant and contract ids as JSON to this file.",
+)
+def sandbox_command(host: str, kukkingu_port: int, seed: int, info_path: Path | None) -> None:
+    """Serve the sandbox APIs (Kukkingu) with demo data until interrupted."""
+    try:
+        with start_sandbox(host, kukkingu_port=kukkingu_port, seed=seed) as running:
+            info = running.info()
+            if info_path is not None:
+                write_info(info_path, info)
+            _print_sandbox(info, info_path)
+            click.echo("Serving; press Ctrl-C to stop.")
+            _wait_for_signal()
+    except SandboxStartError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _print_sandbox(info: dict[str, Any], info_path: Path | None) -> None:
+    kk = info["kukkingu"]
+    click.echo(f"Kukkingu sandbox  {kk['baseUrl']}")
+    click.echo(f"  token           {kk['token']}   (public sandbox value)")
+    click.echo(f"  tenant-id       {kk['tenantId']}")
+    for name, contract_id in kk["contracts"].items():
+        click.echo(f"  contract        {contract_id}  {name}")
+    click.echo(f"  admin           {kk['adminUrl']}/requests | /faults | /reset | /info")
+    if info_path is not None:
+        click.echo(f"Info written to {info_path}")
+
+
+def _demo_port(base_url: str) -> int:
+    url = httpx.URL(base_url)
+    if url.host not in ("127.0.0.1", "localhost"):
+        raise click.ClickException(
+            f"the demo serves the sandbox on 127.0.0.1, but kukkingu.base_url is {base_url}; "
+            "use examples/sandbox.toml"
+        )
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+@cli.command("demo")
+@click.option("--wait/--no-wait", default=True, help="Keep serving after the set-up (default).")
+@pass_state
+def demo_command(state: _State, wait: bool) -> None:
+    """Sandbox + migrations + a connection check, in one command (no Docker, no Redis)."""
+    from worker.store.migrate import upgrade
+
+    if state.config is None and DEMO_CONFIG.is_file():
+        state.config = str(DEMO_CONFIG)
+    settings = state.settings()
+    port = _demo_port(settings.file.kukkingu.base_url)
+    try:
+        with start_sandbox(kukkingu_port=port) as running:
+            _print_sandbox(running.info(), None)
+            upgrade(settings.state_url)
+            click.echo(f"State store       {_safe_url(settings.state_url)} (migrated)")
+            with kukkingu_client(settings) as client:
+                contracts = client.list_contracts()
+            click.echo(f"Config            {settings.path} reaches the sandbox:")
+            for contract in contracts:
+                click.echo(f"  {contract.id}  {contract.name} ({contract.currency_code})")
+            click.echo(f"Next: `billsync -c {settings.path} config check`")
+            click.echo(f"      the sandbox API answers at {running.kukkingu.url}/api/v1/...")
+            if wait:
+                click.echo("Serving; press Ctrl-C to stop.")
+                _wait_for_signal()
+    except SandboxStartError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ problem found, each with its key path (``rules[0].rounding.mode: ...``).
 Secrets never live in the file: a key ending in ``_env`` names the environment variable that
 holds the value. Resolved secrets are ``SecretStr`` and print as ``**********``.
 
-The key-by-key reference is ``docs/configuration.md``; ``examples/production.toml`` shows every
-key with a comment.
+The key-by-key reference is the README's Configuration section;
+``examples/production.toml`` shows every key with a comment.
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ def _validation_problems(exc: ValidationError) -> list[Problem]:
     for error in exc.errors(include_url=False, include_input=False):
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling against docs/configuration.md)"
+            message = "unknown key (see the README's Configuration section for the keys)"
         elif error["type"] == "missing":
             message = "required key is missing"
         elif error["type"] == "string_pattern_mismatch":

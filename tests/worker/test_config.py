@@ -1,11 +1,22 @@
 """Configuration: every problem is reported with its key path, secrets come from the env."""
 
+import re
+import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from worker.config import ConfigError, load_config, parse_config
+from worker.config import (
+    ConfigError,
+    FileConfig,
+    GitHubSourceConfig,
+    JiraSourceConfig,
+    load_config,
+    parse_config,
+)
 
 TENANT = "tnt_" + "a" * 24
 CONTRACT = "ctr_" + "b" * 24
@@ -273,3 +284,44 @@ def test_no_config_path_says_how_to_give_one() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the file"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _keys(model: type[BaseModel]) -> set[str]:
+    """Every key name a config model accepts, recursively."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        names.add(name)
+        for arg in typing.get_args(field.annotation) or (field.annotation,):
+            for inner in typing.get_args(arg) or (arg,):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    names |= _keys(inner)
+    return names
+
+
+ALL_KEYS = _keys(FileConfig) | _keys(JiraSourceConfig) | _keys(GitHubSourceConfig)
+
+
+@pytest.mark.parametrize("key", sorted(ALL_KEYS))
+def test_every_key_is_documented_in_the_readme(key: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(rf"`(\[\[|\[)?(\w+\.)?{key}(\]\]|\])?`", readme), f"README.md lacks {key!r}"
+
+
+@pytest.mark.parametrize("key", sorted(ALL_KEYS - {"jql"}))
+def test_every_key_appears_in_the_production_example(key: str) -> None:
+    assert re.search(rf"^#?\s*{key} =|\[+\w*\.?{key}\]+", _production(), re.MULTILINE), key
+
+
+def _production() -> str:
+    return (ROOT / "examples" / "production.toml").read_text()
+
+
+def test_production_example_is_valid() -> None:
+    names = set(re.findall(r'_env = "([A-Z0-9_]+)"', _production()))
+    environ = {name: f"value-of-{name.lower()}" for name in names}
+    settings = parse_config(tomllib.loads(_production()), environ=environ)
+    assert settings.state_url == "value-of-billsync_state_url"
+    assert len(settings.file.sources) == 2

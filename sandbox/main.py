@@ -1,0 +1,81 @@
+"""Start the sandbox services together, as ``billsync sandbox`` and the demo do.
+
+Each service listens on its own fixed, documented default port on 127.0.0.1 so that
+``examples/sandbox.toml`` works without edits; ``--info FILE`` writes what a script needs
+(base URLs, credentials, tenant and contract ids) as JSON. Later sources (Jira, GitHub) add
+their servers to :func:`start_sandbox`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.kukkingu import KukkinguApp, KukkinguState, create_app
+from sandbox.server import ServerThread
+
+DEFAULT_HOST = "127.0.0.1"
+KUKKINGU_PORT = 8730
+
+
+class SandboxStartError(RuntimeError):
+    """A sandbox service could not listen (most often: its port is taken)."""
+
+
+@dataclass
+class RunningSandbox:
+    """The started services; ``info()`` is what ``--info FILE`` writes."""
+
+    kukkingu_app: KukkinguApp
+    kukkingu: ServerThread
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def info(self) -> dict[str, Any]:
+        demo = self.kukkingu_app.demo
+        assert demo is not None, "the sandbox always starts seeded"
+        return {
+            "kukkingu": {
+                "baseUrl": self.kukkingu.url,
+                "adminUrl": f"{self.kukkingu.url}/_sandbox",
+                **demo.to_json(),
+            },
+            **self.extra,
+        }
+
+
+def _serve(stack: ExitStack, app: Any, name: str, host: str, port: int) -> ServerThread:
+    try:
+        server = ServerThread(app, host=host, port=port)
+    except OSError as exc:
+        raise SandboxStartError(
+            f"the {name} sandbox cannot listen on {host}:{port} ({exc.strerror}); "
+            f"is another sandbox running? Stop it or pass --{name}-port"
+        ) from None
+    return stack.enter_context(server)
+
+
+@contextmanager
+def start_sandbox(
+    host: str = DEFAULT_HOST, *, kukkingu_port: int = KUKKINGU_PORT, seed: int = 0
+) -> Iterator[RunningSandbox]:
+    """Serve every sandbox API until the block ends. Port 0 picks a free port."""
+    with ExitStack() as stack:
+        kukkingu_app = create_app(KukkinguState(rng_seed=seed))
+        kukkingu = _serve(stack, kukkingu_app, "kukkingu", host, kukkingu_port)
+        yield RunningSandbox(kukkingu_app=kukkingu_app, kukkingu=kukkingu)
+
+
+def write_info(path: Path, info: dict[str, Any]) -> None:
+    """Write the info JSON atomically, so a script polling for the file never reads half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=2)
+        handle.write("\n")
+    Path(tmp).replace(path)

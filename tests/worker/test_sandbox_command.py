@@ -1,0 +1,111 @@
+"""`billsync sandbox` and `billsync demo` as a user runs them: real processes, real ports."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from connectors.kukkingu import KukkinguClient
+
+BILLSYNC = str(Path(sys.executable).parent / "billsync")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"billsync exited early: {process.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.05)
+
+
+def test_sandbox_writes_info_serves_the_api_and_stops_on_sigterm(tmp_path: Path) -> None:
+    info_path = tmp_path / "info" / "sandbox.json"
+    process = subprocess.Popen(
+        [BILLSYNC, "sandbox", "--kukkingu-port", "0", "--info", str(info_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(info_path, process)
+        info = json.loads(info_path.read_text())["kukkingu"]
+        assert info["tenantId"] == "tnt_billsyncdemotenant000001"
+        assert info["contracts"]["Acme retainer"] == "ctr_demoacmeretainer00000001"
+        with KukkinguClient(info["baseUrl"], info["tenantId"], SecretStr(info["token"])) as kk:
+            assert {c.name for c in kk.list_contracts()} == {"Acme retainer", "Globex support"}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "Kukkingu sandbox  http://127.0.0.1:" in out
+
+
+def test_sandbox_on_a_taken_port_says_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [BILLSYNC, "sandbox", "--kukkingu-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"the kukkingu sandbox cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--kukkingu-port" in result.stderr
+
+
+def test_demo_sets_up_and_reaches_the_sandbox(tmp_path: Path) -> None:
+    config = (ROOT / "examples" / "sandbox.toml").read_text()
+    port = free_port()
+    config = config.replace("127.0.0.1:8730", f"127.0.0.1:{port}")
+    config = config.replace('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"')
+    (tmp_path / "billsync.toml").write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
+    result = subprocess.run(
+        [BILLSYNC, "-c", "billsync.toml", "demo", "--no-wait"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "State store       sqlite:///billsync-demo.db (migrated)" in result.stdout
+    assert "ctr_demoacmeretainer00000001  Acme retainer (EUR)" in result.stdout
+    assert (tmp_path / "billsync-demo.db").exists()
+
+
+@pytest.mark.parametrize("example", ["sandbox.toml"])
+def test_example_config_checks_out_of_the_box(example: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
+    result = subprocess.run(
+        [BILLSYNC, "-c", f"examples/{example}", "config", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"ok: examples/{example}:")
