@@ -146,18 +146,19 @@ class KukkinguState:
 
     @staticmethod
     def _find(table: dict[str, RecordT], tenant_id: str, record_id: str, what: str) -> RecordT:
+        """A resource of this tenant; another tenant's is as absent as a missing one (404)."""
         record = table.get(record_id)
         if record is None or record.tenant_id != tenant_id:
             raise NotFound(f"{what} {record_id} not found")
         return record
 
-    @staticmethod
-    def _ref(table: dict[str, RecordT], tenant_id: str, record_id: str, field: str) -> RecordT:
+    @classmethod
+    def _ref(cls, table: dict[str, RecordT], tenant_id: str, record_id: str, field: str) -> RecordT:
         """A resource named by a body field: a miss is a 404 that names the field."""
-        record = table.get(record_id)
-        if record is None or record.tenant_id != tenant_id:
-            raise NotFound(f"{field}: {record_id} not found in this tenant")
-        return record
+        try:
+            return cls._find(table, tenant_id, record_id, field)
+        except NotFound:
+            raise NotFound(f"{field}: {record_id} not found in this tenant") from None
 
     @staticmethod
     def _in_tenant(table: dict[str, RecordT], tenant_id: str) -> list[RecordT]:
