@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -73,9 +74,16 @@ def draft(seq: int = 1, number: str = "ctr_a-2026-11-1") -> Draft:
     )
 
 
+# One source per draft object (weakly held: an id() could be reused by a later draft).
+_line_sources: weakref.WeakKeyDictionary[Draft, Source] = weakref.WeakKeyDictionary()
+
+
 def line(d: Draft, reference_id: str = "PROJ-1", position: int = 0) -> Line:
+    src = _line_sources.setdefault(d, Source(name=f"src-{id(d)}", kind=SourceKind.JIRA))
     return Line(
         draft=d,
+        source=src,
+        group_key=f'["ctr_a","EUR","2026-11","{src.name}","{reference_id}",""]',
         contract_id=d.contract_id,
         currency=d.currency,
         period=d.period,

@@ -312,6 +312,7 @@ class Line(Base):
     __tablename__ = "lines"
     __table_args__ = (
         UniqueConstraint("draft_id", "reference_type", "reference_id"),
+        Index(None, "source_id", "group_key"),
         UniqueConstraint("draft_id", "position"),
         Index(None, "contract_id", "currency", "period", "reference_type", "reference_id"),
         Index(None, "state"),
@@ -339,8 +340,13 @@ class Line(Base):
     late: Mapped[bool] = mapped_column(Boolean(create_constraint=False), default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # What the line bills, by stable ids (worker.core.model.GroupKey, JSON-encoded): a
+    # moved issue keeps its line; the reference follows the issue's current key.
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    group_key: Mapped[str] = mapped_column(String(1024))
 
     draft: Mapped[Draft] = relationship(back_populates="lines")
+    source: Mapped[Source] = relationship()
     line_entries: Mapped[list[LineEntry]] = relationship(
         back_populates="line", cascade="all, delete-orphan"
     )
@@ -446,6 +452,8 @@ class Drift(Base):
 
     __tablename__ = "drift"
     __table_args__ = (
+        # One row per (line, entry, kind): a re-run updates it rather than adding another.
+        UniqueConstraint("line_id", "entry_id", "kind"),
         Index(None, "line_id"),
         Index(None, "entry_id"),
     )
