@@ -1,0 +1,444 @@
+"""The applier: makes Kukkingu hold what the ledger says, exactly once.
+
+It works from the *recorded ledger*, not from a plan in memory, so running it again after
+any crash simply continues:
+
+1. drafts without a Kukkingu id are created (``POST /invoices``);
+2. lines without a Kukkingu id are created per draft, in ``order``, up to 100 a request;
+3. lines whose content differs from what Kukkingu holds (``payload_hash``) are PUT;
+4. each open draft's ``amountMinor`` is set to the sum of its lines (GET, then PUT, keeping
+   the fields a person may have set).
+
+Before every write an :class:`~worker.store.Intent` is committed; after it, the result is
+committed with the intent marked done. A PENDING intent therefore means "this may have been
+stored". Creates are the dangerous kind (no idempotency key): before creating anything on a
+draft with pending create intents, the applier lists the invoice's billables and adopts
+those whose (referenceType, referenceId) the intent recorded; an invoice is adopted by its
+unique number. PUTs are idempotent and are simply sent again.
+
+``checkpoint(step)`` is called between every two steps; tests make it crash the "process"
+there (the in-flight transaction is rolled back, as a real crash would lose it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.kukkingu import (
+    Billable,
+    BillableReplace,
+    Invoice,
+    InvoiceReplace,
+    KukkinguClient,
+    KukkinguConflict,
+    KukkinguOutcomeUnknown,
+    NewBillable,
+    NewInvoice,
+)
+from worker.core.model import MAX_LINES_PER_DRAFT, LineContent
+from worker.errors import FatalError
+from worker.ledger import content_of
+from worker.store import (
+    Draft,
+    DraftStatus,
+    Intent,
+    IntentKind,
+    IntentStatus,
+    Line,
+    LineState,
+    transaction,
+    utcnow,
+)
+
+log = logging.getLogger("billsync.applier")
+
+Checkpoint = Callable[[str], None]
+
+
+class DraftClosed(Exception):
+    """Kukkingu refused a write because the invoice is no longer a DRAFT: re-plan."""
+
+
+@dataclass
+class ApplyCounts:
+    drafts_created: int = 0
+    lines_created: int = 0
+    lines_adopted: int = 0
+    lines_updated: int = 0
+    drafts_updated: int = 0
+
+
+def billable_content(billable: Billable) -> LineContent:
+    """A billable as Kukkingu holds it, in the ledger's terms (for adoption)."""
+    return LineContent(
+        reference_type=billable.reference_type or "",
+        reference_id=billable.reference_id or "",
+        description=billable.description,
+        quantity=billable.quantity.quantize(Decimal("0.01")),
+        amount_minor=billable.amount_minor,
+        currency=billable.currency_code,
+        position=billable.order or 0,
+        metadata=billable.metadata or {},
+    )
+
+
+def _new_billable(content: LineContent) -> NewBillable:
+    return NewBillable(
+        description=content.description,
+        quantity=content.quantity,
+        amount_minor=content.amount_minor,
+        currency_code=content.currency,
+        reference_type=content.reference_type,
+        reference_id=content.reference_id,
+        metadata=dict(content.metadata),
+        order=content.position,
+    )
+
+
+class Applier:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        client: KukkinguClient,
+        *,
+        run_id: int | None = None,
+        checkpoint: Checkpoint = lambda step: None,
+    ) -> None:
+        self.factory = factory
+        self.client = client
+        self.run_id = run_id
+        self.checkpoint = checkpoint
+        self.counts = ApplyCounts()
+        # Invoices as last seen (the sync's status listing, our own creates): an amount
+        # update starts from them instead of a GET per draft. A stale status is harmless:
+        # Kukkingu answers 409 for a closed invoice and the sync plans again.
+        self.invoices: dict[str, Invoice] = {}
+
+    # --- intents ----------------------------------------------------------------------------
+
+    def _intend(self, kind: IntentKind, draft_id: int, payload: dict[str, object]) -> int:
+        with transaction(self.factory) as session:
+            intent = Intent(
+                run_id=self.run_id,
+                kind=kind,
+                draft_id=draft_id,
+                payload=payload,
+                status=IntentStatus.PENDING,
+                attempts=1,
+            )
+            session.add(intent)
+            session.flush()
+            intent_id = intent.id
+        self.checkpoint(f"intent.{kind.value}")
+        return intent_id
+
+    @staticmethod
+    def _close(
+        session: Session, intent_id: int, status: IntentStatus, error: str | None = None
+    ) -> None:
+        intent = session.get_one(Intent, intent_id)
+        intent.status, intent.completed_at, intent.error = status, utcnow(), error
+
+    # --- recovery -----------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Reconcile every PENDING intent a crash (or a lost answer) left behind."""
+        with self.factory() as session:
+            pending = session.scalars(
+                select(Intent).where(Intent.status == IntentStatus.PENDING).order_by(Intent.id)
+            ).all()
+            work = [(i.id, i.kind, i.draft_id, dict(i.payload)) for i in pending]
+        listed: set[int] = set()
+        for intent_id, kind, draft_id, payload in work:
+            if kind == IntentKind.CREATE_INVOICE:
+                self._adopt_invoice(intent_id, payload)
+            elif kind == IntentKind.CREATE_BILLABLES and draft_id is not None:
+                if draft_id not in listed:  # one listing adopts all of a draft's intents
+                    self._adopt_billables(draft_id)
+                    listed.add(draft_id)
+            else:  # PUTs are idempotent: the next pass sends them again if still needed
+                with transaction(self.factory) as session:
+                    self._close(session, intent_id, IntentStatus.ABANDONED)
+            self.checkpoint("recover.intent")
+
+    def _adopt_invoice(self, intent_id: int, payload: dict[str, object]) -> bool:
+        """Adopt the invoice an intent may have created; True when it was found."""
+        number, contract_id = str(payload["invoiceNumber"]), str(payload["contractId"])
+        found = [
+            i
+            for i in self.client.list_invoices(contract_id=contract_id)
+            if i.invoice_number == number
+        ]
+        with transaction(self.factory) as session:
+            draft = session.get_one(Draft, int(str(payload["draftId"])))
+            if found:
+                invoice = found[0]
+                draft.kukkingu_id, draft.status = invoice.id, DraftStatus(invoice.status)
+                draft.amount_minor = invoice.amount_minor
+                log.info("adopted invoice %s (%s) after a lost answer", number, invoice.id)
+            self._close(session, intent_id, IntentStatus.DONE if found else IntentStatus.ABANDONED)
+        return bool(found)
+
+    def _adopt_billables(self, draft_id: int) -> None:
+        """List the invoice's billables; adopt those the pending intents recorded."""
+        with self.factory() as session:
+            draft = session.get_one(Draft, draft_id)
+            invoice_id = draft.kukkingu_id
+            intents = session.scalars(
+                select(Intent).where(
+                    Intent.draft_id == draft_id,
+                    Intent.kind == IntentKind.CREATE_BILLABLES,
+                    Intent.status == IntentStatus.PENDING,
+                )
+            ).all()
+            sent = {
+                (str(t), str(r)): int(line_id)
+                for i in intents
+                for line_id, t, r in i.payload.get("lines", [])
+            }
+            intent_ids = [i.id for i in intents]
+        if invoice_id is None:
+            raise FatalError(f"draft {draft_id} has create intents but no Kukkingu invoice id")
+        stored = {
+            (b.reference_type or "", b.reference_id or ""): b
+            for b in self.client.list_billables(invoice_id)
+        }
+        with transaction(self.factory) as session:
+            for ref, line_id in sent.items():
+                billable = stored.get(ref)
+                line = session.get_one(Line, line_id)
+                if billable is None or line.kukkingu_id is not None:
+                    continue
+                line.kukkingu_id = billable.id
+                line.payload_hash = billable_content(billable).digest()
+                line.state = (
+                    LineState.SYNCED
+                    if line.payload_hash == content_of(line).digest()
+                    else LineState.PENDING
+                )
+                self.counts.lines_adopted += 1
+            for intent_id in intent_ids:
+                self._close(session, intent_id, IntentStatus.DONE)
+        self.checkpoint("recover.adopted")
+
+    # --- the passes -----------------------------------------------------------------------------
+
+    def apply(self) -> ApplyCounts:
+        self.recover()
+        self._create_drafts()
+        self._create_lines()
+        self._update_lines()
+        self._update_drafts()
+        return self.counts
+
+    def _line_totals(self, session: Session) -> dict[int, int]:
+        return {
+            draft_id: int(total)
+            for draft_id, total in session.execute(
+                select(Line.draft_id, func.coalesce(func.sum(Line.amount_minor), 0)).group_by(
+                    Line.draft_id
+                )
+            )
+        }
+
+    def _create_drafts(self) -> None:
+        with self.factory() as session:
+            totals = self._line_totals(session)
+            todo = session.scalars(
+                select(Draft)
+                .where(Draft.kukkingu_id.is_(None), Draft.status == DraftStatus.DRAFT)
+                .order_by(Draft.id)
+            ).all()
+            drafts = [
+                (d.id, d.contract_id, d.invoice_number, d.exchange_rate, d.currency) for d in todo
+            ]
+        for draft_id, contract_id, number, rate, currency in drafts:
+            body = NewInvoice(
+                contract_id=contract_id,
+                invoice_number=number,
+                exchange_rate=rate,
+                currency_code=currency,
+                # The lines are recorded already: the invoice starts with their total, so
+                # a new draft needs no amount update once its billables are created.
+                amount_minor=totals.get(draft_id, 0),
+            )
+            for _ in range(3):
+                if self._create_draft(draft_id, body):
+                    break
+            else:
+                raise FatalError(
+                    f"invoice {number} could neither be created nor found for contract "
+                    f"{contract_id} (is the number taken by another contract?)"
+                )
+
+    def _create_draft(self, draft_id: int, body: NewInvoice) -> bool:
+        """One try at creating a draft's invoice; True once the draft has its Kukkingu id."""
+        payload: dict[str, object] = {
+            "draftId": draft_id,
+            "invoiceNumber": body.invoice_number,
+            "contractId": body.contract_id,
+        }
+        intent_id = self._intend(IntentKind.CREATE_INVOICE, draft_id, payload)
+        try:
+            invoice = self.client.create_invoice(body)
+        except (KukkinguOutcomeUnknown, KukkinguConflict):
+            # A lost answer, or the number exists (an earlier lost answer): look it up.
+            self.checkpoint("draft.lost")
+            return self._adopt_invoice(intent_id, payload)
+        self.checkpoint("draft.created")
+        with transaction(self.factory) as session:
+            draft = session.get_one(Draft, draft_id)
+            draft.kukkingu_id, draft.amount_minor = invoice.id, invoice.amount_minor
+            self._close(session, intent_id, IntentStatus.DONE)
+        self.invoices[invoice.id] = invoice
+        self.counts.drafts_created += 1
+        self.checkpoint("draft.recorded")
+        return True
+
+    def _create_lines(self) -> None:
+        with self.factory() as session:
+            draft_ids = session.scalars(
+                select(Line.draft_id)
+                .join(Draft, Draft.id == Line.draft_id)
+                .where(
+                    Line.kukkingu_id.is_(None),
+                    Draft.status == DraftStatus.DRAFT,
+                    Draft.kukkingu_id.is_not(None),
+                )
+                .distinct()
+                .order_by(Line.draft_id)
+            ).all()
+        for draft_id in draft_ids:
+            self._create_lines_on(draft_id)
+
+    def _create_lines_on(self, draft_id: int) -> None:
+        with self.factory() as session:
+            invoice_id = session.get_one(Draft, draft_id).kukkingu_id
+            lines = session.scalars(
+                select(Line)
+                .where(Line.draft_id == draft_id, Line.kukkingu_id.is_(None))
+                .order_by(Line.position)
+            ).all()
+            todo = [(line.id, content_of(line)) for line in lines]
+        assert invoice_id is not None
+        for start in range(0, len(todo), MAX_LINES_PER_DRAFT):
+            batch = todo[start : start + MAX_LINES_PER_DRAFT]
+            payload: dict[str, object] = {
+                "lines": [[line_id, c.reference_type, c.reference_id] for line_id, c in batch]
+            }
+            intent_id = self._intend(IntentKind.CREATE_BILLABLES, draft_id, payload)
+            try:
+                created = self.client.create_billables(
+                    invoice_id, [_new_billable(c) for _, c in batch]
+                )
+            except KukkinguOutcomeUnknown:
+                self.checkpoint("lines.lost")
+                self._adopt_billables(draft_id)
+                self._create_lines_on(draft_id)  # what was not stored is created now
+                return
+            except KukkinguConflict as exc:
+                raise DraftClosed(str(exc)) from exc
+            self.checkpoint("lines.created")
+            by_ref = {(b.reference_type or "", b.reference_id or ""): b for b in created}
+            missing = [
+                c.reference_id for _, c in batch if (c.reference_type, c.reference_id) not in by_ref
+            ]
+            if missing:
+                raise FatalError(
+                    f"Kukkingu created billables on {invoice_id} but did not return {missing[:5]}"
+                )
+            with transaction(self.factory) as session:
+                for line_id, content in batch:
+                    billable = by_ref[(content.reference_type, content.reference_id)]
+                    line = session.get_one(Line, line_id)
+                    line.kukkingu_id = billable.id
+                    line.payload_hash = content.digest()
+                    line.state = LineState.ZEROED if content.quantity == 0 else LineState.SYNCED
+                self._close(session, intent_id, IntentStatus.DONE)
+            self.counts.lines_created += len(batch)
+            self.checkpoint("lines.recorded")
+
+    def _update_lines(self) -> None:
+        with self.factory() as session:
+            rows = session.scalars(
+                select(Line)
+                .join(Draft, Draft.id == Line.draft_id)
+                .where(Line.kukkingu_id.is_not(None), Draft.status == DraftStatus.DRAFT)
+                .order_by(Line.id)
+            ).all()
+            todo = [
+                (line.id, line.draft_id, line.kukkingu_id, content_of(line))
+                for line in rows
+                if line.payload_hash != content_of(line).digest()
+            ]
+        for line_id, draft_id, billable_id, content in todo:
+            intent_id = self._intend(IntentKind.UPDATE_BILLABLE, draft_id, {"lineId": line_id})
+            body = BillableReplace(
+                description=content.description,
+                quantity=content.quantity,
+                amount_minor=content.amount_minor,
+                currency_code=content.currency,
+                order=content.position,
+                reference_type=content.reference_type,
+                reference_id=content.reference_id,
+                metadata=dict(content.metadata),
+            )
+            try:
+                self.client.replace_billable(str(billable_id), body)
+            except KukkinguConflict as exc:
+                raise DraftClosed(str(exc)) from exc
+            self.checkpoint("line.updated")
+            with transaction(self.factory) as session:
+                line = session.get_one(Line, line_id)
+                line.payload_hash = content.digest()
+                line.state = LineState.ZEROED if content.quantity == 0 else LineState.SYNCED
+                self._close(session, intent_id, IntentStatus.DONE)
+            self.counts.lines_updated += 1
+            self.checkpoint("line.recorded")
+
+    def _update_drafts(self) -> None:
+        """Keep each open draft's ``amountMinor`` equal to the sum of its lines."""
+        with self.factory() as session:
+            totals = self._line_totals(session)
+            drafts = session.scalars(
+                select(Draft)
+                .where(Draft.status == DraftStatus.DRAFT, Draft.kukkingu_id.is_not(None))
+                .order_by(Draft.id)
+            ).all()
+            todo = [
+                (d.id, str(d.kukkingu_id), totals.get(d.id, 0))
+                for d in drafts
+                if d.amount_minor != totals.get(d.id, 0)
+            ]
+        for draft_id, invoice_id, total in todo:
+            intent_id = self._intend(IntentKind.UPDATE_INVOICE, draft_id, {"amountMinor": total})
+            invoice = self.invoices.get(invoice_id) or self.client.get_invoice(invoice_id)
+            if invoice.status != "DRAFT":
+                raise DraftClosed(f"invoice {invoice.invoice_number} is {invoice.status}")
+            body = InvoiceReplace(
+                contract_id=invoice.contract,
+                invoice_number=invoice.invoice_number,
+                exchange_rate=invoice.exchange_rate,
+                currency_code=invoice.currency_code,
+                amount_minor=total,
+                issued_at=invoice.issued_at,
+                due_at=invoice.due_at,
+                paid_at=invoice.paid_at,
+            )
+            try:
+                updated = self.client.replace_invoice(invoice_id, body)
+            except KukkinguConflict as exc:
+                raise DraftClosed(str(exc)) from exc
+            self.invoices[invoice_id] = updated
+            self.checkpoint("draft.amount")
+            with transaction(self.factory) as session:
+                session.get_one(Draft, draft_id).amount_minor = total
+                self._close(session, intent_id, IntentStatus.DONE)
+            self.counts.drafts_updated += 1
+            self.checkpoint("draft.amount.recorded")

@@ -1,0 +1,257 @@
+"""The ledger: the planner's view of the state store, and the recording of a plan.
+
+:func:`load_view` reads what the planner needs (drafts, this source's lines and the entries
+they count); :func:`load_work` reads the source's active entries and its issues;
+:func:`record_plan` writes a plan's drafts, lines, drift and problems in the caller's
+transaction. Kukkingu is not touched here: the applier carries the recorded ledger out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.core.model import (
+    DraftKey,
+    GroupKey,
+    Issue,
+    LedgerDraft,
+    LedgerLine,
+    LedgerView,
+    LineContent,
+    Plan,
+    Problem,
+    TimeEntry,
+)
+from worker.store import (
+    Draft,
+    DraftStatus,
+    Drift,
+    DriftKind,
+    Entry,
+    EntryState,
+    Error,
+    ErrorKind,
+    Line,
+    LineEntry,
+    LineState,
+    Source,
+    SourceIssue,
+)
+
+
+def content_of(line: Line) -> LineContent:
+    """What the ledger says the line's billable should hold."""
+    return LineContent(
+        reference_type=line.reference_type,
+        reference_id=line.reference_id,
+        description=line.description,
+        quantity=Decimal(line.quantity).quantize(Decimal("0.01")),
+        amount_minor=line.amount_minor,
+        currency=line.currency,
+        position=line.position,
+        metadata=line.meta,
+    )
+
+
+def draft_key(draft: Draft) -> DraftKey:
+    return DraftKey(draft.contract_id, draft.currency, draft.period, draft.seq)
+
+
+def load_view(session: Session, source: Source) -> LedgerView:
+    """Every draft, and the lines of ``source`` with the entries they count."""
+    drafts = session.scalars(select(Draft).order_by(Draft.id)).all()
+    refs: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    count: dict[int, int] = defaultdict(int)
+    next_position: dict[int, int] = defaultdict(int)
+    placed = session.execute(
+        select(Line.draft_id, Line.reference_type, Line.reference_id, Line.position)
+    )
+    for draft_id, reference_type, reference_id, position in placed:
+        refs[draft_id].add((reference_type, reference_id))
+        count[draft_id] += 1
+        next_position[draft_id] = max(next_position[draft_id], position + 1)
+    ledger_drafts = tuple(
+        LedgerDraft(
+            id=d.id,
+            key=draft_key(d),
+            status=d.status.value,
+            invoice_number=d.invoice_number,
+            line_count=count[d.id],
+            next_position=next_position[d.id],
+            references=frozenset(refs[d.id]),
+        )
+        for d in drafts
+    )
+    counted: dict[int, dict[str, int]] = defaultdict(dict)
+    rows = session.execute(
+        select(LineEntry.line_id, Entry.key, LineEntry.seconds)
+        .join(Entry, Entry.id == LineEntry.entry_id)
+        .join(Line, Line.id == LineEntry.line_id)
+        .where(Line.source_id == source.id)
+    )
+    for line_id, key, seconds in rows:
+        counted[line_id][key] = seconds
+    lines = tuple(
+        LedgerLine(
+            id=line.id,
+            group=GroupKey.decode(line.group_key),
+            draft_id=line.draft_id,
+            reference_type=line.reference_type,
+            reference_id=line.reference_id,
+            position=line.position,
+            entries=counted[line.id],
+            written_digest=line.payload_hash,
+            late=line.late,
+        )
+        for line in session.scalars(select(Line).where(Line.source_id == source.id))
+    )
+    return LedgerView(drafts=ledger_drafts, lines=lines)
+
+
+def load_work(session: Session, source: Source) -> tuple[list[TimeEntry], list[Issue]]:
+    """The source's active entries and every issue it has told about."""
+    entries = [
+        TimeEntry(
+            key=row.key,
+            source=source.name,
+            issue_id=row.external_issue_id or "",
+            author=row.author or "",
+            started=row.started_at,  # type: ignore[arg-type]  # set on every active entry
+            seconds=row.seconds or 0,
+        )
+        for row in session.scalars(
+            select(Entry).where(Entry.source_id == source.id, Entry.state == EntryState.ACTIVE)
+        )
+    ]
+    issues = [
+        Issue(
+            source=source.name,
+            issue_id=row.external_id,
+            key=row.key,
+            project=row.project,
+            summary=row.summary,
+            labels=frozenset(row.labels),
+        )
+        for row in session.scalars(select(SourceIssue).where(SourceIssue.source_id == source.id))
+    ]
+    return entries, issues
+
+
+def _set_content(line: Line, content: LineContent) -> None:
+    line.reference_type, line.reference_id = content.reference_type, content.reference_id
+    line.description, line.quantity = content.description, content.quantity
+    line.amount_minor, line.currency = content.amount_minor, content.currency
+    line.position, line.meta = content.position, dict(content.metadata)
+
+
+def _set_entries(
+    session: Session, line: Line, entries: dict[str, int], ids: dict[str, int]
+) -> None:
+    line.line_entries = [
+        LineEntry(entry_id=ids[key], seconds=seconds) for key, seconds in sorted(entries.items())
+    ]
+    session.flush()
+
+
+def record_plan(session: Session, source: Source, plan: Plan) -> None:
+    """Write ``plan`` into the ledger (the caller's transaction)."""
+    keys = {key for create in plan.creates for key in create.entries}
+    keys |= {key for update in plan.updates for key in update.entries}
+    keys |= {item.entry_key for item in plan.drift}
+    ids = dict(session.execute(select(Entry.key, Entry.id).where(Entry.key.in_(keys))).all())
+
+    drafts: dict[DraftKey, Draft] = {draft_key(d): d for d in session.scalars(select(Draft))}
+    for new in plan.new_drafts:
+        opened = Draft(
+            contract_id=new.key.contract_id,
+            currency=new.key.currency,
+            period=new.key.period,
+            seq=new.key.seq,
+            invoice_number=new.invoice_number,
+            status=DraftStatus.DRAFT,
+            exchange_rate=new.exchange_rate,
+            amount_minor=0,
+        )
+        session.add(opened)
+        drafts[new.key] = opened
+    session.flush()
+
+    for create in plan.creates:
+        line = Line(
+            draft_id=drafts[create.draft].id,
+            source_id=source.id,
+            group_key=create.group.encode(),
+            contract_id=create.group.contract_id,
+            period=create.group.period,
+            state=LineState.PENDING,
+            late=create.late,
+        )
+        _set_content(line, create.content)
+        session.add(line)
+        session.flush()
+        _set_entries(session, line, dict(create.entries), ids)
+
+    for update in plan.updates:
+        line = session.get_one(Line, update.line_id)
+        _set_content(line, update.content)
+        if line.payload_hash != update.content.digest():
+            line.state = LineState.PENDING
+        _set_entries(session, line, dict(update.entries), ids)
+
+    for item in plan.drift:
+        kind = DriftKind(item.kind)
+        row = session.scalar(
+            select(Drift).where(
+                Drift.line_id == item.line_id,
+                Drift.entry_id == ids[item.entry_key],
+                Drift.kind == kind,
+            )
+        )
+        if row is None:
+            row = Drift(line_id=item.line_id, entry_id=ids[item.entry_key], kind=kind)
+            session.add(row)
+        row.seconds_delta = item.seconds_delta
+        row.detail = {"entry": item.entry_key}
+
+
+def record_problems(
+    session: Session,
+    source: Source,
+    problems: Iterable[Problem],
+    *,
+    run_id: int | None,
+    now: datetime,
+    kinds: tuple[ErrorKind, ...] = (ErrorKind.UNMAPPED, ErrorKind.BAD_ENTRY),
+) -> None:
+    """Open the problems seen now, resolve the ones of ``kinds`` that are gone."""
+    current = {(ErrorKind(p.kind), p.entry_key): p for p in problems}
+    open_rows = session.scalars(
+        select(Error).where(
+            Error.source_id == source.id, Error.kind.in_(kinds), Error.resolved_at.is_(None)
+        )
+    ).all()
+    seen = set()
+    for row in open_rows:
+        problem = current.get((row.kind, row.subject))
+        if problem is None:
+            row.resolved_at = now
+        else:
+            row.reason = problem.reason
+            seen.add((row.kind, row.subject))
+    for (kind, subject), problem in current.items():
+        if (kind, subject) not in seen:
+            session.add(
+                Error(
+                    run_id=run_id,
+                    source_id=source.id,
+                    kind=kind,
+                    subject=subject,
+                    reason=problem.reason,
+                )
+            )

@@ -1,0 +1,287 @@
+"""One sync of one source: ingest -> notice invoice statuses -> plan -> record -> apply.
+
+The run is recorded (start, end, counts, requests, error) for the dashboard. Every step
+commits its own work, and the applier continues from the recorded ledger, so a sync that
+crashes anywhere is finished by the next one without losing or doubling a line.
+
+A dry run does everything up to the plan inside one transaction that is rolled back, and
+sends no write to Kukkingu: it reads invoices to know their statuses, nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.kukkingu import Invoice, KukkinguClient
+from worker.applier import Applier, ApplyCounts, Checkpoint, DraftClosed
+from worker.config import Settings
+from worker.core.model import LedgerView, Plan, Problem, Rule
+from worker.core.planner import plan as make_plan
+from worker.errors import FatalError
+from worker.ledger import load_view, load_work, record_plan, record_problems
+from worker.sources import (
+    EntrySource,
+    IngestCounts,
+    ingest,
+    load_cursors,
+    record_batch,
+    source_row,
+)
+from worker.store import (
+    Draft,
+    DraftStatus,
+    Entry,
+    EntryState,
+    Line,
+    LineState,
+    Run,
+    RunStatus,
+    RunTrigger,
+    Source,
+    transaction,
+    utcnow,
+)
+
+log = logging.getLogger("billsync.sync")
+
+MAX_ROUNDS = 3  # re-plans after an invoice was finalized or voided under our feet
+
+
+def rules_from(settings: Settings) -> list[Rule]:
+    """The configured contract rules in the core's terms."""
+    kinds = {source.name: source.kind for source in settings.file.sources}
+    return [
+        Rule(
+            index=index,
+            source=rule.source,
+            reference_type="JIRA" if kinds.get(rule.source) == "jira" else "GITHUB",
+            contract_id=rule.contract_id,
+            currency=rule.currency,
+            hourly_rate_minor=rule.hourly_rate_minor,
+            projects=frozenset(rule.projects),
+            repos=frozenset(rule.repos),
+            has_jql=rule.jql is not None,
+            non_billable_labels=frozenset(rule.non_billable_labels),
+            exchange_rate=rule.exchange_rate,
+            person_rates=dict(rule.person_rates),
+            increment_minutes=rule.rounding.increment_minutes,
+            rounding_mode=rule.rounding.mode,
+            rounding_scope=rule.rounding.scope,
+            grouping=rule.grouping,
+            period=rule.period,
+            invoice_number=rule.invoice_number,
+        )
+        for index, rule in enumerate(settings.file.rules)
+    ]
+
+
+@dataclass
+class SyncResult:
+    source: str
+    run_id: int | None
+    ingested: IngestCounts
+    applied: ApplyCounts
+    plans: list[Plan] = field(default_factory=list)
+    view: LedgerView | None = None  # the ledger the (last) plan was made against
+    requests: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> Plan:
+        return self.plans[-1] if self.plans else Plan()
+
+
+def refresh_statuses(
+    session: Session, client: KukkinguClient, seen: dict[str, Invoice] | None = None
+) -> list[str]:
+    """Notice drafts finalized or voided in Kukkingu (one list call); returns what changed.
+
+    The invoices listed are left in ``seen`` for the applier."""
+    known = session.scalars(
+        select(Draft).where(Draft.kukkingu_id.is_not(None), Draft.status != DraftStatus.VOID)
+    ).all()
+    if not known:
+        return []
+    invoices = {invoice.id: invoice for invoice in client.list_invoices()}
+    if seen is not None:
+        seen.update(invoices)
+    changed = []
+    for draft in known:
+        invoice = invoices.get(str(draft.kukkingu_id))
+        if invoice is None:
+            # Never re-bill on a guess: a missing invoice may mean a wrong tenant-id.
+            raise FatalError(
+                f"invoice {draft.invoice_number} ({draft.kukkingu_id}) is missing from Kukkingu "
+                f"tenant; check kukkingu.tenant_id"
+            )
+        status = DraftStatus(invoice.status)
+        if status != draft.status:
+            changed.append(f"{draft.invoice_number}: {draft.status.value} -> {status.value}")
+            draft.status = status
+            if status != DraftStatus.DRAFT:
+                for line in session.scalars(select(Line).where(Line.draft_id == draft.id)):
+                    line.state = LineState.FROZEN
+    return changed
+
+
+def _bad_entries(session: Session, source: Source) -> list[Problem]:
+    rows = session.execute(
+        select(Entry.key, Entry.bad_reason).where(
+            Entry.source_id == source.id, Entry.state == EntryState.BAD
+        )
+    )
+    return [Problem(key, "bad_entry", reason or "bad entry") for key, reason in rows]
+
+
+def _plan(
+    session: Session, settings: Settings, source: Source, now: datetime
+) -> tuple[Plan, LedgerView]:
+    entries, issues = load_work(session, source)
+    view = load_view(session, source)
+    result = make_plan(
+        entries=entries,
+        issues=issues,
+        rules=rules_from(settings),
+        zone=settings.timezone,
+        now=now,
+        ledger=view,
+        scope=frozenset({source.name}),
+    )
+    return result, view
+
+
+def dry_run(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    client: KukkinguClient,
+    source: EntrySource,
+    *,
+    now: Callable[[], datetime] = utcnow,
+) -> SyncResult:
+    """What a sync would do, computed in a transaction that is rolled back."""
+    counts = IngestCounts()
+    with factory() as session:
+        try:
+            row = source_row(session, source.name, source.kind)
+            for batch in source.fetch(load_cursors(session, row)):
+                record_batch(session, row, batch, counts)
+            refresh_statuses(session, client)
+            session.flush()
+            result, view = _plan(session, settings, row, now())
+        finally:
+            session.rollback()
+    return SyncResult(
+        source=source.name,
+        run_id=None,
+        ingested=counts,
+        applied=ApplyCounts(),
+        plans=[result],
+        view=view,
+        requests=dict(client.request_counts),
+    )
+
+
+def sync(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    client: KukkinguClient,
+    source: EntrySource,
+    *,
+    trigger: RunTrigger = RunTrigger.CLI,
+    now: Callable[[], datetime] = utcnow,
+    checkpoint: Checkpoint = lambda step: None,
+    task_id: str | None = None,
+) -> SyncResult:
+    """Sync ``source`` into Kukkingu; the run is recorded whatever happens."""
+    with transaction(factory) as session:
+        row = source_row(session, source.name, source.kind)
+        run = Run(source_id=row.id, trigger=trigger, status=RunStatus.RUNNING, task_id=task_id)
+        session.add(run)
+        session.flush()
+        run_id, source_id = run.id, row.id
+    before = dict(client.request_counts)
+    result = SyncResult(source.name, run_id, IngestCounts(), ApplyCounts())
+    try:
+        result.ingested = ingest(factory, source, checkpoint=checkpoint)
+        applier = Applier(factory, client, run_id=run_id, checkpoint=checkpoint)
+        result.applied = applier.counts
+        for _ in range(MAX_ROUNDS):
+            with transaction(factory) as session:
+                changed = refresh_statuses(session, client, applier.invoices)
+            for change in changed:
+                log.info("noticed invoice %s", change)
+            checkpoint("sync.statuses")
+            with transaction(factory) as session:
+                source_obj = session.get_one(Source, source_id)
+                planned, view = _plan(session, settings, source_obj, now())
+                record_plan(session, source_obj, planned)
+                record_problems(
+                    session,
+                    source_obj,
+                    [*planned.problems, *_bad_entries(session, source_obj)],
+                    run_id=run_id,
+                    now=now(),
+                )
+            result.plans.append(planned)
+            result.view = view
+            checkpoint("sync.recorded")
+            try:
+                applier.apply()
+                break
+            except DraftClosed as exc:
+                log.info("an invoice closed during the sync (%s); planning again", exc)
+        else:
+            raise FatalError(f"invoices kept closing during the sync ({MAX_ROUNDS} rounds)")
+    except (Exception, KeyboardInterrupt) as exc:
+        # A real crash records nothing; so nothing is recorded for other BaseExceptions
+        # (the fault tests' simulated crash is one): the run stays "running".
+        _finish(factory, run_id, result, client, before, error=f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(factory, run_id, result, client, before, error=None)
+    return result
+
+
+def _finish(
+    factory: sessionmaker[Session],
+    run_id: int,
+    result: SyncResult,
+    client: KukkinguClient,
+    before: dict[str, int],
+    *,
+    error: str | None,
+) -> None:
+    result.requests = {
+        route: count - before.get(route, 0)
+        for route, count in client.request_counts.items()
+        if count - before.get(route, 0)
+    }
+    try:
+        with transaction(factory) as session:
+            run = session.get_one(Run, run_id)
+            run.finished_at = utcnow()
+            run.status = RunStatus.FAILED if error else RunStatus.SUCCEEDED
+            run.error = error
+            plan = result.plan
+            run.counts = {
+                "entriesSeen": result.ingested.entries_seen,
+                "entriesNew": result.ingested.new,
+                "entriesChanged": result.ingested.changed,
+                "entriesDeleted": result.ingested.deleted,
+                "badEntries": result.ingested.bad,
+                "linesCreated": result.applied.lines_created,
+                "linesAdopted": result.applied.lines_adopted,
+                "linesUpdated": result.applied.lines_updated,
+                "draftsCreated": result.applied.drafts_created,
+                "problems": len(plan.problems),
+                "drift": len(plan.drift),
+            }
+            run.requests = {"kukkingu": result.requests}
+            if error is None and run.source is not None:
+                run.source.last_success_at = run.finished_at
+    except Exception:  # the run record must not hide the sync's own error
+        log.exception("could not record the end of run %s", run_id)
