@@ -80,7 +80,9 @@ def client_for(base_url: str, **kwargs: Any) -> KukkinguClient:
     )
 
 
-def entry(n: int, issue: str, minutes: int, day: int = 3, author: str = "bob", hour: int = 9) -> TimeEntry:
+def entry(
+    n: int, issue: str, minutes: int, day: int = 3, author: str = "bob", hour: int = 9
+) -> TimeEntry:
     return TimeEntry(
         key=f"jira:test:worklog:{n}",
         source="mem",
@@ -91,12 +93,16 @@ def entry(n: int, issue: str, minutes: int, day: int = 3, author: str = "bob", h
     )
 
 
-def demo_source(issues: int = 5, per_issue: int = 3, projects: tuple[str, ...] = ("ACME", "GLX")) -> InMemorySource:
+def demo_source(
+    issues: int = 5, per_issue: int = 3, projects: tuple[str, ...] = ("ACME", "GLX")
+) -> InMemorySource:
     source = InMemorySource("mem")
     n = 0
     for i in range(issues):
         project = projects[i % len(projects)]
-        source.put_issue(Issue("mem", str(1000 + i), f"{project}-{i + 1}", project, f"Task {i + 1}"))
+        source.put_issue(
+            Issue("mem", str(1000 + i), f"{project}-{i + 1}", project, f"Task {i + 1}")
+        )
         for j in range(per_issue):
             n += 1
             start = datetime(2026, 11, 2, 8, tzinfo=UTC) + timedelta(days=j, hours=i % 5)
@@ -124,7 +130,14 @@ class KukkinguSnapshot:
 
     def lines(self) -> set[tuple[str, str, str, str, int, int]]:
         return {
-            (number, b["referenceType"], b["referenceId"], str(b["quantity"]), b["amountMinor"], b["order"])
+            (
+                number,
+                b["referenceType"],
+                b["referenceId"],
+                str(b["quantity"]),
+                b["amountMinor"],
+                b["order"],
+            )
             for number, items in self.billables.items()
             for b in items
         }
@@ -136,7 +149,9 @@ def snapshot(client: KukkinguClient) -> KukkinguSnapshot:
     for invoice in client.list_invoices():
         invoices[invoice.invoice_number] = invoice.model_dump(mode="json", by_alias=True)
         for billable in client.list_billables(invoice.id):
-            billables[invoice.invoice_number].append(billable.model_dump(mode="json", by_alias=True))
+            billables[invoice.invoice_number].append(
+                billable.model_dump(mode="json", by_alias=True)
+            )
     return KukkinguSnapshot(invoices, dict(billables))
 
 
