@@ -203,15 +203,15 @@ def test_edits_and_deletions_converge_to_a_fresh_plan(workload, rng) -> None:
 
     fresh = {c.group: c for c in make(changed, issues, rules, zone).creates}
     assert set(fresh) <= set(content)
-    for group, c in content.items():
+    for group, billed in content.items():
         if group in fresh:
             expected = fresh[group]
-            assert (c.reference_id, c.quantity, c.amount_minor) == (
+            assert (billed.reference_id, billed.quantity, billed.amount_minor) == (
                 expected.content.reference_id,
                 expected.content.quantity,
                 expected.content.amount_minor,
             )
             assert entries_of[group] == dict(expected.entries)
         else:
-            assert (c.quantity, c.amount_minor) == (0, 0)
+            assert (billed.quantity, billed.amount_minor) == (0, 0)
     assert make(changed, issues, rules, zone, ledger).writes == 0
