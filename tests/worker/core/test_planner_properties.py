@@ -213,5 +213,5 @@ def test_edits_and_deletions_converge_to_a_fresh_plan(workload, rng) -> None:
             )
             assert entries_of[group] == dict(expected.entries)
         else:
-            assert (billed.quantity, billed.amount_minor) == (0, 0)
+            assert (billed.quantity, billed.amount_minor) == (Decimal(0), 0)
     assert make(changed, issues, rules, zone, ledger).writes == 0
