@@ -143,6 +143,61 @@ def db_current(state: _State, url: str | None) -> None:
     click.echo(current(_state_url(state, url)) or "empty (run `billsync db upgrade`)")
 
 
+# --- sync ---------------------------------------------------------------------------------
+
+
+@cli.command("sync")
+@click.option("--source", "source_name", help="Only this source (default: every source).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing anywhere.")
+@pass_state
+def sync_command(state: _State, source_name: str | None, dry_run: bool) -> None:
+    """Sync time into Kukkingu now, inline (no broker); non-zero exit on failure."""
+    from worker.errors import BillsyncError
+    from worker.report import plan_lines, summary
+    from worker.sources import open_source
+    from worker.store import current, head, make_engine, session_factory
+    from worker.sync import dry_run as plan_only
+    from worker.sync import sync
+
+    settings = state.settings()
+    configs = settings.file.sources
+    if source_name is not None:
+        configs = [c for c in configs if c.name == source_name]
+        if not configs:
+            known = ", ".join(c.name for c in settings.file.sources) or "none configured"
+            raise click.UsageError(f"no source named {source_name!r} (known: {known})")
+    if not configs:
+        raise click.ClickException("the configuration has no [[sources]] to sync")
+    if current(settings.state_url) != head():
+        raise click.ClickException(
+            f"the state store {_safe_url(settings.state_url)} is not migrated: "
+            "run `billsync db upgrade` first"
+        )
+    engine = make_engine(settings.state_url)
+    factory = session_factory(engine)
+    failed = False
+    try:
+        with kukkingu_client(settings) as client:
+            for config in configs:
+                try:
+                    source = open_source(settings, config)
+                    if dry_run:
+                        click.echo(
+                            "\n".join(plan_lines(plan_only(settings, factory, client, source)))
+                        )
+                    else:
+                        click.echo(summary(sync(settings, factory, client, source)))
+                except BillsyncError as exc:
+                    failed = True
+                    click.echo(f"error: {config.name}: {exc}", err=True)
+    finally:
+        engine.dispose()
+    if dry_run:
+        click.echo("dry run: nothing was written")
+    if failed:
+        sys.exit(1)
+
+
 # --- sandbox and demo -----------------------------------------------------------------------
 
 

@@ -14,12 +14,13 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.core.model import Issue, TimeEntry
+from worker.errors import ConfigurationError
 from worker.store import (
     Cursor,
     Entry,
@@ -247,3 +248,20 @@ class InMemorySource:
                 deleted=tuple(deleted),
                 cursors={"log": str(high)},
             )
+
+
+SourceFactory = Callable[[Any, Any], EntrySource]  # (Settings, the source's config) -> source
+
+# Connectors register themselves here by kind ("jira", "github").
+FACTORIES: dict[str, SourceFactory] = {}
+
+
+def open_source(settings: Any, config: Any) -> EntrySource:
+    """The configured source as an EntrySource, or a configuration error saying why not."""
+    factory = FACTORIES.get(config.kind)
+    if factory is None:
+        raise ConfigurationError(
+            f"source {config.name!r}: no connector for kind {config.kind!r} is available "
+            "in this version of billsync"
+        )
+    return factory(settings, config)
