@@ -1,21 +1,29 @@
 """The sync end to end: in-memory source -> state store -> Kukkingu sandbox over HTTP."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.kukkingu import KukkinguUnavailable
+from sandbox.kukkingu.seed import ACME_CONTRACT_ID
 from tests.support.billing import (
     NOW,
     check_invariants,
     client_for,
     demo_source,
+    entry,
     settings_for,
     snapshot,
     store,
     writes,
 )
 from tests.support.kukkingu import RunningKukkingu
+from worker.core.model import Issue
+from worker.sources import InMemorySource
+from worker.store import Drift, DriftKind, Error, ErrorKind, Run, RunStatus, Source
 from worker.sync import sync
 
 
@@ -38,3 +46,114 @@ def test_first_sync_then_a_rerun_writes_nothing(kukkingu: RunningKukkingu, facto
         assert writes(kukkingu.requests()) == {}
         assert second.plan.writes == 0
         assert snapshot(client) == shot
+
+
+def test_a_big_first_sync_costs_the_lower_bound_in_writes(
+    kukkingu: RunningKukkingu, factory
+) -> None:
+    settings = settings_for(kukkingu.url)
+    source = demo_source(issues=250, per_issue=1, projects=("ACME",))
+    with client_for(kukkingu.url) as client:
+        result = sync(settings, factory, client, source, now=lambda: NOW)
+        shot = snapshot(client)
+    assert sorted(len(v) for v in shot.billables.values()) == [50, 100, 100]
+    assert check_invariants(shot) == []
+    # lower bound: one create per draft + ceil(lines / 100) creates per draft
+    assert writes(result.requests) == {"POST /api/v1/invoices": 3, "POST /api/v1/billables": 3}
+
+
+def test_runs_are_recorded_with_counts_requests_and_errors(
+    kukkingu: RunningKukkingu, factory
+) -> None:
+    settings = settings_for(kukkingu.url)
+    source = demo_source(issues=2, per_issue=1)
+    with client_for(kukkingu.url) as client:
+        sync(settings, factory, client, source, now=lambda: NOW)
+        kukkingu.fault({"kind": "error500", "count": 10})
+        source.edit("jira:test:worklog:1", seconds=9000)
+        with pytest.raises(KukkinguUnavailable):
+            sync(settings, factory, client, source, now=lambda: NOW)
+    with factory() as session:
+        ok, failed = session.scalars(select(Run).order_by(Run.id)).all()
+        assert ok.status == RunStatus.SUCCEEDED
+        assert ok.finished_at is not None
+        assert ok.counts["linesCreated"] == 2
+        assert ok.requests["kukkingu"] == {"POST /api/v1/invoices": 2, "POST /api/v1/billables": 2}
+        assert failed.status == RunStatus.FAILED
+        assert failed.error is not None
+        assert "answered 500" in failed.error
+        assert session.get_one(Source, ok.source_id).last_success_at == ok.finished_at
+
+
+def test_finalized_invoice_gets_late_work_and_drift_over_http(
+    kukkingu: RunningKukkingu, factory
+) -> None:
+    settings = settings_for(kukkingu.url)
+    source = InMemorySource("mem")
+    source.put_issue(Issue("mem", "1", "ACME-1", "ACME", "Build it"))
+    source.put_entries([entry(1, "1", 60), entry(2, "1", 30)])
+    december = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    with client_for(kukkingu.url) as client:
+        sync(settings, factory, client, source, now=lambda: NOW)
+        (november,) = client.list_invoices()
+        client.finalize_invoice(november.id)
+        frozen = client.list_billables(november.id)
+        source.put_entries([entry(3, "1", 45)])  # more time: late work
+        source.delete("jira:test:worklog:2")  # less time: drift
+        kukkingu.app.requests.reset()
+        sync(settings, factory, client, source, now=lambda: december)
+        assert client.list_billables(november.id) == frozen
+        shot = snapshot(client)
+    assert check_invariants(shot) == []
+    (late,) = shot.billables[f"{ACME_CONTRACT_ID}-2026-12-1"]
+    assert (late["referenceId"], late["quantity"], late["metadata"]["late"]) == (
+        "ACME-1@2026-11",
+        "0.75",
+        True,
+    )
+    with factory() as session:
+        (drift,) = session.scalars(select(Drift)).all()
+        assert (drift.kind, drift.seconds_delta) == (DriftKind.ENTRY_DELETED, -1800)
+    # a re-run keeps one drift row, writes nothing
+    kukkingu.app.requests.reset()
+    with client_for(kukkingu.url) as client:
+        sync(settings, factory, client, source, now=lambda: december)
+    assert writes(kukkingu.requests()) == {}
+    with factory() as session:
+        assert len(session.scalars(select(Drift)).all()) == 1
+
+
+def test_voided_invoice_is_billed_again(kukkingu: RunningKukkingu, factory) -> None:
+    settings = settings_for(kukkingu.url)
+    source = demo_source(issues=2, per_issue=2, projects=("ACME",))
+    with client_for(kukkingu.url) as client:
+        sync(settings, factory, client, source, now=lambda: NOW)
+        (first,) = client.list_invoices()
+        before = sorted((b.reference_id, b.amount_minor) for b in client.list_billables(first.id))
+        client.void_invoice(first.id)
+        sync(settings, factory, client, source, now=lambda: NOW)
+        (again,) = client.list_invoices(status="DRAFT")
+        after = client.list_billables(again.id)
+    assert again.invoice_number.endswith("-2026-11-2")
+    assert sorted((b.reference_id, b.amount_minor) for b in after) == before
+    assert all((b.metadata or {}).get("rebilled") for b in after)
+    assert again.amount_minor == sum(amount for _, amount in before)
+
+
+def test_unmapped_and_bad_entries_are_recorded_and_resolved(
+    kukkingu: RunningKukkingu, factory
+) -> None:
+    settings = settings_for(kukkingu.url)
+    source = InMemorySource("mem")
+    source.put_issue(Issue("mem", "1", "NOPE-1", "NOPE", "Unbilled project"))
+    source.put_entries([entry(1, "1", 60)])
+    with client_for(kukkingu.url) as client:
+        sync(settings, factory, client, source, now=lambda: NOW)
+        with factory() as session:
+            (problem,) = session.scalars(select(Error).where(Error.resolved_at.is_(None))).all()
+            assert (problem.kind, problem.subject) == (ErrorKind.UNMAPPED, "jira:test:worklog:1")
+            assert "no rule takes NOPE-1" in problem.reason
+        source.move("1", "ACME-9", "ACME")  # now a rule takes it
+        sync(settings, factory, client, source, now=lambda: NOW)
+    with factory() as session:
+        assert session.scalars(select(Error).where(Error.resolved_at.is_(None))).all() == []
