@@ -230,7 +230,8 @@ class Applier:
     # --- the passes -----------------------------------------------------------------------------
 
     def apply(self) -> ApplyCounts:
-        self.recover()
+        """Carry the recorded ledger out. Call :meth:`recover` first, *before* planning: the
+        planner must know which lines a lost answer already stored."""
         self._create_drafts()
         self._create_lines()
         self._update_lines()

@@ -216,6 +216,9 @@ def sync(
             for change in changed:
                 log.info("noticed invoice %s", change)
             checkpoint("sync.statuses")
+            # Reconcile lost answers before planning: a line stored by a create whose answer
+            # was lost must count as billed, even if its invoice was finalized since.
+            applier.recover()
             with transaction(factory) as session:
                 source_obj = session.get_one(Source, source_id)
                 planned, view = _plan(session, settings, source_obj, now())

@@ -157,3 +157,44 @@ def test_unmapped_and_bad_entries_are_recorded_and_resolved(
         sync(settings, factory, client, source, now=lambda: NOW)
     with factory() as session:
         assert session.scalars(select(Error).where(Error.resolved_at.is_(None))).all() == []
+
+
+class Crash(BaseException):
+    pass
+
+
+def test_lost_create_then_finalized_by_a_person_is_not_billed_twice(
+    kukkingu: RunningKukkingu, factory
+) -> None:
+    """The create is stored but its answer lost, the process dies before reconciling, and
+    a person finalizes the invoice before the next sync: the stored lines must be adopted
+    as billed (frozen), not billed again as late work."""
+    settings = settings_for(kukkingu.url)
+    source = demo_source(issues=2, per_issue=1, projects=("ACME",))
+
+    def die_after_the_lost_answer(step: str) -> None:
+        if step == "lines.lost":
+            raise Crash
+
+    with client_for(kukkingu.url) as client:
+        kukkingu.fault(
+            {"kind": "drop_after_commit", "count": 1, "match": {"route": "/api/v1/billables"}}
+        )
+        with pytest.raises(Crash):
+            sync(
+                settings,
+                factory,
+                client,
+                source,
+                now=lambda: NOW,
+                checkpoint=die_after_the_lost_answer,
+            )
+        (invoice,) = client.list_invoices()
+        stored = client.list_billables(invoice.id)
+        assert len(stored) == 2
+        client.finalize_invoice(invoice.id)
+        sync(settings, factory, client, source, now=lambda: NOW)
+        shot = snapshot(client)
+    assert check_invariants(shot) == []
+    assert list(shot.billables) == [invoice.invoice_number]  # no late line anywhere
+    assert len(shot.billables[invoice.invoice_number]) == 2
