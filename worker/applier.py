@@ -318,7 +318,7 @@ class Applier:
         for draft_id in draft_ids:
             self._create_lines_on(draft_id)
 
-    def _create_lines_on(self, draft_id: int) -> None:
+    def _create_lines_on(self, draft_id: int, tries: int = 3) -> None:
         with self.factory() as session:
             invoice_id = session.get_one(Draft, draft_id).kukkingu_id
             lines = session.scalars(
@@ -341,7 +341,9 @@ class Applier:
             except KukkinguOutcomeUnknown:
                 self.checkpoint("lines.lost")
                 self._adopt_billables(draft_id)
-                self._create_lines_on(draft_id)  # what was not stored is created now
+                if tries <= 1:
+                    raise
+                self._create_lines_on(draft_id, tries - 1)  # what was not stored, now
                 return
             except KukkinguConflict as exc:
                 raise DraftClosed(str(exc)) from exc

@@ -204,6 +204,15 @@ def record_plan(session: Session, source: Source, plan: Plan) -> None:
             line.state = LineState.PENDING
         _set_entries(session, line, dict(update.entries), ids)
 
+    current = {(item.line_id, ids[item.entry_key], DriftKind(item.kind)) for item in plan.drift}
+    stale = session.scalars(
+        select(Drift)
+        .join(Line, Line.id == Drift.line_id)
+        .where(Line.source_id == source.id, Drift.acknowledged_at.is_(None))
+    ).all()
+    for row in stale:
+        if (row.line_id, row.entry_id, row.kind) not in current:
+            session.delete(row)  # no longer true (the time came back): nothing to show
     for item in plan.drift:
         kind = DriftKind(item.kind)
         row = session.scalar(

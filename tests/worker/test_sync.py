@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.kukkingu import KukkinguUnavailable
+from connectors.kukkingu import KukkinguOutcomeUnknown, KukkinguUnavailable
 from sandbox.kukkingu.seed import ACME_CONTRACT_ID
 from tests.support.billing import (
     NOW,
@@ -198,3 +198,42 @@ def test_lost_create_then_finalized_by_a_person_is_not_billed_twice(
     assert check_invariants(shot) == []
     assert list(shot.billables) == [invoice.invoice_number]  # no late line anywhere
     assert len(shot.billables[invoice.invoice_number]) == 2
+
+
+def test_drift_that_no_longer_holds_is_cleared(kukkingu: RunningKukkingu, factory) -> None:
+    settings = settings_for(kukkingu.url)
+    source = InMemorySource("mem")
+    source.put_issue(Issue("mem", "1", "ACME-1", "ACME", "Build it"))
+    source.put_entries([entry(1, "1", 60)])
+    with client_for(kukkingu.url) as client:
+        sync(settings, factory, client, source, now=lambda: NOW)
+        (invoice,) = client.list_invoices()
+        client.finalize_invoice(invoice.id)
+        source.edit("jira:test:worklog:1", seconds=1800)
+        sync(settings, factory, client, source, now=lambda: NOW)
+        with factory() as session:
+            (drift,) = session.scalars(select(Drift)).all()
+            assert (drift.kind, drift.seconds_delta) == (DriftKind.LESS_TIME, -1800)
+        source.edit("jira:test:worklog:1", seconds=3600)  # the time is back
+        sync(settings, factory, client, source, now=lambda: NOW)
+    with factory() as session:
+        assert session.scalars(select(Drift)).all() == []
+
+
+def test_a_server_that_loses_every_create_answer_fails_the_sync_without_looping(
+    kukkingu: RunningKukkingu, factory
+) -> None:
+    settings = settings_for(kukkingu.url)
+    source = demo_source(issues=2, per_issue=1, projects=("ACME",))
+    kukkingu.fault(
+        {"kind": "error500", "count": 50, "match": {"route": "/api/v1/billables", "method": "POST"}}
+    )
+    with client_for(kukkingu.url) as client:
+        with pytest.raises(KukkinguOutcomeUnknown):
+            sync(settings, factory, client, source, now=lambda: NOW)
+        assert kukkingu.requests()["POST /api/v1/billables"] == 3
+        kukkingu.app.faults.clear()
+        sync(settings, factory, client, source, now=lambda: NOW)
+        shot = snapshot(client)
+    assert check_invariants(shot) == []
+    assert sum(len(v) for v in shot.billables.values()) == 2
