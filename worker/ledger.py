@@ -204,29 +204,30 @@ def record_plan(session: Session, source: Source, plan: Plan) -> None:
             line.state = LineState.PENDING
         _set_entries(session, line, dict(update.entries), ids)
 
-    current = {(item.line_id, ids[item.entry_key], DriftKind(item.kind)) for item in plan.drift}
-    stale = session.scalars(
-        select(Drift)
-        .join(Line, Line.id == Drift.line_id)
-        .where(Line.source_id == source.id, Drift.acknowledged_at.is_(None))
+    _record_drift(session, source, plan, ids)
+
+
+def _record_drift(session: Session, source: Source, plan: Plan, ids: dict[str, int]) -> None:
+    """Drift as it stands now: new rows, updated deltas, and no row for drift that is gone."""
+    current = {
+        (item.line_id, ids[item.entry_key], DriftKind(item.kind)): item for item in plan.drift
+    }
+    existing = session.scalars(
+        select(Drift).join(Line, Line.id == Drift.line_id).where(Line.source_id == source.id)
     ).all()
-    for row in stale:
-        if (row.line_id, row.entry_id, row.kind) not in current:
+    rows = {(row.line_id, row.entry_id, row.kind): row for row in existing}
+    for key, row in rows.items():
+        if key not in current and row.acknowledged_at is None:
             session.delete(row)  # no longer true (the time came back): nothing to show
-    for item in plan.drift:
-        kind = DriftKind(item.kind)
-        row = session.scalar(
-            select(Drift).where(
-                Drift.line_id == item.line_id,
-                Drift.entry_id == ids[item.entry_key],
-                Drift.kind == kind,
-            )
-        )
-        if row is None:
-            row = Drift(line_id=item.line_id, entry_id=ids[item.entry_key], kind=kind)
-            session.add(row)
-        row.seconds_delta = item.seconds_delta
-        row.detail = {"entry": item.entry_key}
+    for key, item in current.items():
+        drift = rows.get(key)
+        if drift is None:
+            drift = Drift(line_id=key[0], entry_id=key[1], kind=key[2])
+            session.add(drift)
+        elif drift.seconds_delta != item.seconds_delta:
+            drift.acknowledged_at = None  # it changed: the operator should look again
+        drift.seconds_delta = item.seconds_delta
+        drift.detail = {"entry": item.entry_key}
 
 
 def record_problems(

@@ -23,7 +23,7 @@ from tests.support.billing import (
 from tests.support.kukkingu import RunningKukkingu
 from worker.core.model import Issue
 from worker.sources import InMemorySource
-from worker.store import Drift, DriftKind, Error, ErrorKind, Run, RunStatus, Source
+from worker.store import Drift, DriftKind, Error, ErrorKind, Run, RunStatus, Source, transaction
 from worker.sync import sync
 
 
@@ -214,6 +214,15 @@ def test_drift_that_no_longer_holds_is_cleared(kukkingu: RunningKukkingu, factor
         with factory() as session:
             (drift,) = session.scalars(select(Drift)).all()
             assert (drift.kind, drift.seconds_delta) == (DriftKind.LESS_TIME, -1800)
+        with transaction(factory) as session:  # the operator acknowledges it ...
+            session.scalars(select(Drift)).one().acknowledged_at = NOW
+        sync(settings, factory, client, source, now=lambda: NOW)  # ... it stays, once
+        with factory() as session:
+            assert session.scalars(select(Drift)).one().acknowledged_at == NOW
+        source.edit("jira:test:worklog:1", seconds=1200)  # less again: shown again
+        sync(settings, factory, client, source, now=lambda: NOW)
+        with factory() as session:
+            assert session.scalars(select(Drift)).one().acknowledged_at is None
         source.edit("jira:test:worklog:1", seconds=3600)  # the time is back
         sync(settings, factory, client, source, now=lambda: NOW)
     with factory() as session:
