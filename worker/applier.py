@@ -44,6 +44,7 @@ from connectors.kukkingu import (
 from worker.core.model import MAX_LINES_PER_DRAFT, LineContent
 from worker.errors import FatalError
 from worker.ledger import content_of
+from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Draft,
     DraftStatus,
@@ -109,11 +110,14 @@ class Applier:
         *,
         run_id: int | None = None,
         checkpoint: Checkpoint = lambda step: None,
+        progress: ProgressFn = no_progress,
     ) -> None:
         self.factory = factory
         self.client = client
         self.run_id = run_id
         self.checkpoint = checkpoint
+        self.progress = progress
+        self._to_create = self._created = 0
         self.counts = ApplyCounts()
         # Invoices as last seen (the sync's status listing, our own creates): an amount
         # update starts from them instead of a GET per draft. A stale status is harmless:
@@ -303,18 +307,19 @@ class Applier:
         return True
 
     def _create_lines(self) -> None:
+        pending = (
+            select(Line.draft_id)
+            .join(Draft, Draft.id == Line.draft_id)
+            .where(
+                Line.kukkingu_id.is_(None),
+                Draft.status == DraftStatus.DRAFT,
+                Draft.kukkingu_id.is_not(None),
+            )
+        )
         with self.factory() as session:
-            draft_ids = session.scalars(
-                select(Line.draft_id)
-                .join(Draft, Draft.id == Line.draft_id)
-                .where(
-                    Line.kukkingu_id.is_(None),
-                    Draft.status == DraftStatus.DRAFT,
-                    Draft.kukkingu_id.is_not(None),
-                )
-                .distinct()
-                .order_by(Line.draft_id)
-            ).all()
+            draft_ids = sorted(set(session.scalars(pending)))
+            self._to_create = len(session.scalars(pending).all())
+        self._created = 0
         for draft_id in draft_ids:
             self._create_lines_on(draft_id)
 
@@ -365,6 +370,8 @@ class Applier:
                     line.state = LineState.ZEROED if content.quantity == 0 else LineState.SYNCED
                 self._close(session, intent_id, IntentStatus.DONE)
             self.counts.lines_created += len(batch)
+            self._created += len(batch)
+            self.progress("create", self._created, max(self._to_create, self._created))
             self.checkpoint("lines.recorded")
 
     def _update_lines(self) -> None:
@@ -380,7 +387,7 @@ class Applier:
                 for line in rows
                 if line.payload_hash != content_of(line).digest()
             ]
-        for line_id, draft_id, billable_id, content in todo:
+        for done, (line_id, draft_id, billable_id, content) in enumerate(todo, 1):
             intent_id = self._intend(IntentKind.UPDATE_BILLABLE, draft_id, {"lineId": line_id})
             body = BillableReplace(
                 description=content.description,
@@ -403,6 +410,7 @@ class Applier:
                 line.state = LineState.ZEROED if content.quantity == 0 else LineState.SYNCED
                 self._close(session, intent_id, IntentStatus.DONE)
             self.counts.lines_updated += 1
+            self.progress("update", done, len(todo))
             self.checkpoint("line.recorded")
 
     def _update_drafts(self) -> None:

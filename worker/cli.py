@@ -153,6 +153,7 @@ def db_current(state: _State, url: str | None) -> None:
 def sync_command(state: _State, source_name: str | None, dry_run: bool) -> None:
     """Sync time into Kukkingu now, inline (no broker); non-zero exit on failure."""
     from worker.errors import BillsyncError
+    from worker.progress import terminal_progress
     from worker.report import plan_lines, summary
     from worker.sources import open_source
     from worker.store import current, head, make_engine, session_factory
@@ -186,7 +187,9 @@ def sync_command(state: _State, source_name: str | None, dry_run: bool) -> None:
                             "\n".join(plan_lines(plan_only(settings, factory, client, source)))
                         )
                     else:
-                        click.echo(summary(sync(settings, factory, client, source)))
+                        with terminal_progress(config.name) as progress:
+                            result = sync(settings, factory, client, source, progress=progress)
+                        click.echo(summary(result))
                 except BillsyncError as exc:
                     failed = True
                     click.echo(f"error: {config.name}: {exc}", err=True)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.core.model import Issue, TimeEntry
 from worker.errors import ConfigurationError
+from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Cursor,
     Entry,
@@ -178,6 +179,7 @@ def ingest(
     source: EntrySource,
     *,
     checkpoint: Callable[[str], None] = lambda step: None,
+    progress: ProgressFn = no_progress,
 ) -> IngestCounts:
     """Fetch from ``source`` and record each batch with its cursor in one transaction."""
     with transaction(factory) as session:
@@ -189,6 +191,7 @@ def ingest(
         with transaction(factory) as session:
             record_batch(session, session.merge(row), batch, counts)
         checkpoint("ingest.committed")
+        progress("read", counts.entries_seen, None)
     return counts
 
 

@@ -25,6 +25,7 @@ from worker.core.model import LedgerView, Plan, Problem, Rule
 from worker.core.planner import plan as make_plan
 from worker.errors import FatalError
 from worker.ledger import load_view, load_work, record_plan, record_problems
+from worker.progress import ProgressFn, no_progress
 from worker.sources import (
     EntrySource,
     IngestCounts,
@@ -196,6 +197,7 @@ def sync(
     now: Callable[[], datetime] = utcnow,
     checkpoint: Checkpoint = lambda step: None,
     task_id: str | None = None,
+    progress: ProgressFn = no_progress,
 ) -> SyncResult:
     """Sync ``source`` into Kukkingu; the run is recorded whatever happens."""
     with transaction(factory) as session:
@@ -207,8 +209,8 @@ def sync(
     before = dict(client.request_counts)
     result = SyncResult(source.name, run_id, IngestCounts(), ApplyCounts())
     try:
-        result.ingested = ingest(factory, source, checkpoint=checkpoint)
-        applier = Applier(factory, client, run_id=run_id, checkpoint=checkpoint)
+        result.ingested = ingest(factory, source, checkpoint=checkpoint, progress=progress)
+        applier = Applier(factory, client, run_id=run_id, checkpoint=checkpoint, progress=progress)
         result.applied = applier.counts
         for _ in range(MAX_ROUNDS):
             with transaction(factory) as session:
