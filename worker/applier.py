@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -89,17 +90,18 @@ def billable_content(billable: Billable) -> LineContent:
     )
 
 
-def _new_billable(content: LineContent) -> NewBillable:
-    return NewBillable(
-        description=content.description,
-        quantity=content.quantity,
-        amount_minor=content.amount_minor,
-        currency_code=content.currency,
-        reference_type=content.reference_type,
-        reference_id=content.reference_id,
-        metadata=dict(content.metadata),
-        order=content.position,
-    )
+def _billable_fields(content: LineContent) -> dict[str, Any]:
+    """The billable payload (create or full replace) for a line's content."""
+    return {
+        "description": content.description,
+        "quantity": content.quantity,
+        "amount_minor": content.amount_minor,
+        "currency_code": content.currency,
+        "reference_type": content.reference_type,
+        "reference_id": content.reference_id,
+        "metadata": dict(content.metadata),
+        "order": content.position,
+    }
 
 
 class Applier:
@@ -341,7 +343,7 @@ class Applier:
             intent_id = self._intend(IntentKind.CREATE_BILLABLES, draft_id, payload)
             try:
                 created = self.client.create_billables(
-                    invoice_id, [_new_billable(c) for _, c in batch]
+                    invoice_id, [NewBillable(**_billable_fields(c)) for _, c in batch]
                 )
             except KukkinguOutcomeUnknown:
                 self.checkpoint("lines.lost")
@@ -382,23 +384,15 @@ class Applier:
                 .where(Line.kukkingu_id.is_not(None), Draft.status == DraftStatus.DRAFT)
                 .order_by(Line.id)
             ).all()
+            contents = [(line, content_of(line)) for line in rows]
             todo = [
-                (line.id, line.draft_id, line.kukkingu_id, content_of(line))
-                for line in rows
-                if line.payload_hash != content_of(line).digest()
+                (line.id, line.draft_id, line.kukkingu_id, content)
+                for line, content in contents
+                if line.payload_hash != content.digest()
             ]
         for done, (line_id, draft_id, billable_id, content) in enumerate(todo, 1):
             intent_id = self._intend(IntentKind.UPDATE_BILLABLE, draft_id, {"lineId": line_id})
-            body = BillableReplace(
-                description=content.description,
-                quantity=content.quantity,
-                amount_minor=content.amount_minor,
-                currency_code=content.currency,
-                order=content.position,
-                reference_type=content.reference_type,
-                reference_id=content.reference_id,
-                metadata=dict(content.metadata),
-            )
+            body = BillableReplace(**_billable_fields(content))
             try:
                 self.client.replace_billable(str(billable_id), body)
             except KukkinguConflict as exc:
