@@ -137,6 +137,7 @@ def load_work(session: Session, source: Source) -> tuple[list[TimeEntry], list[I
             project=row.project,
             summary=row.summary,
             labels=frozenset(row.labels),
+            jql_rules=frozenset(row.jql_rules),
         )
         for row in session.scalars(select(SourceIssue).where(SourceIssue.source_id == source.id))
     ]

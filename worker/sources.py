@@ -109,6 +109,7 @@ def _record_issue(session: Session, source: Source, issue: Issue) -> None:
         session.add(row)
     row.key, row.project, row.summary = issue.key, issue.project, issue.summary
     row.labels = sorted(issue.labels)
+    row.jql_rules = sorted(issue.jql_rules)
 
 
 def _record_entry(session: Session, source: Source, entry: TimeEntry) -> str:

@@ -38,6 +38,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -231,6 +232,8 @@ class SourceIssue(Base):
     source_updated_at: Mapped[datetime | None]
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Indexes of the config's JQL rules the source says this issue matches (Jira only).
+    jql_rules: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
 
     source: Mapped[Source] = relationship()
 
