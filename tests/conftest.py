@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.jira import JIRA_NOW, RunningJira, running_jira
 from tests.support.kukkingu import RunningKukkingu, running_kukkingu
 from tests.support.postgres import INSTALL_HINT, Cluster, ClusterError, find_bindir
 
@@ -75,3 +76,17 @@ def kukkingu(kukkingu_module: RunningKukkingu) -> RunningKukkingu:
     """The module's Kukkingu sandbox, reset to its freshly seeded state for this test."""
     kukkingu_module.reset()
     return kukkingu_module
+
+
+@pytest.fixture(scope="module")
+def jira_module() -> Iterator[RunningJira]:
+    """One Jira sandbox per test module, its clock frozen at JIRA_NOW (demo data before it)."""
+    with running_jira(now=JIRA_NOW) as running:
+        yield running
+
+
+@pytest.fixture
+def jira(jira_module: RunningJira) -> RunningJira:
+    """The module's Jira sandbox, reset to its freshly seeded state (clock back at JIRA_NOW)."""
+    jira_module.reset()
+    return jira_module

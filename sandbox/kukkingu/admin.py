@@ -1,55 +1,23 @@
-"""The ``/_sandbox/...`` control endpoints that tests, the demo and benchmarks use.
+"""The ``/_sandbox/...`` control endpoints of the Kukkingu sandbox.
 
-billsync itself never calls them. They need no token but answer only loopback clients
-(403 otherwise), are not counted and never meet an injected fault:
-
-    GET    /_sandbox/requests   {"data": {"POST /api/v1/billables": 3, ...}}
-    DELETE /_sandbox/requests   reset the counts (204)
-    GET    /_sandbox/faults     {"data": [pending faults]}
-    POST   /_sandbox/faults     queue one fault (body: faults.FaultSpec) → {"data": fault}
-    DELETE /_sandbox/faults     clear every pending fault (204)
-    POST   /_sandbox/reset      back to the freshly seeded state; counts and faults cleared (204)
-    GET    /_sandbox/info       {"data": the demo credentials and ids (seed.DemoSeed)}
+They are the shared ones of :mod:`sandbox.common.admin` (requests, faults, reset, info;
+loopback only, never counted, never faulted), with fault-spec errors described the way the
+Kukkingu API describes its own 400s.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from sandbox.kukkingu.faults import FaultPlan, FaultSpec, RequestCounter
+from sandbox.common.admin import ADMIN_PREFIX, LOOPBACK_HOSTS, LoopbackOnly
+from sandbox.common.admin import create_admin_app as _create_admin_app
+from sandbox.kukkingu.faults import FaultPlan, RequestCounter
 from sandbox.kukkingu.schemas import describe_validation_error
 
-ADMIN_PREFIX = "/_sandbox"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
-class LoopbackOnly:
-    """Refuses admin calls from anything but the local machine."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client")
-        if scope["type"] == "http" and (client is None or client[0] not in LOOPBACK_HOSTS):
-            response = _error(403, "Forbidden", "the sandbox admin API answers loopback only")
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+__all__ = ["ADMIN_PREFIX", "LOOPBACK_HOSTS", "LoopbackOnly", "create_admin_app"]
 
 
 def create_admin_app(
@@ -60,53 +28,6 @@ def create_admin_app(
     info: Callable[[], dict[str, Any]],
 ) -> ASGIApp:
     """The admin routes, wired to the sandbox's fault plan, counter and reset."""
-
-    async def get_requests(request: Request) -> Response:
-        return JSONResponse({"data": counter.snapshot()})
-
-    async def delete_requests(request: Request) -> Response:
-        counter.reset()
-        return Response(status_code=204)
-
-    async def get_faults(request: Request) -> Response:
-        return JSONResponse({"data": plan.pending()})
-
-    async def post_fault(request: Request) -> Response:
-        try:
-            spec = FaultSpec.model_validate(json.loads(await request.body()))
-        except ValueError as exc:  # JSONDecodeError and ValidationError both
-            message = (
-                describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-            )
-            return _error(400, "BadRequest", message)
-        return JSONResponse({"data": plan.add(spec).to_json()})
-
-    async def delete_faults(request: Request) -> Response:
-        plan.clear()
-        return Response(status_code=204)
-
-    async def post_reset(request: Request) -> Response:
-        reset()
-        return Response(status_code=204)
-
-    async def get_info(request: Request) -> Response:
-        return JSONResponse({"data": info()})
-
-    def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "Error")
-        return _error(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}")
-
-    router = Starlette(
-        routes=[
-            Route(f"{ADMIN_PREFIX}/requests", get_requests, methods=["GET"]),
-            Route(f"{ADMIN_PREFIX}/requests", delete_requests, methods=["DELETE"]),
-            Route(f"{ADMIN_PREFIX}/faults", get_faults, methods=["GET"]),
-            Route(f"{ADMIN_PREFIX}/faults", post_fault, methods=["POST"]),
-            Route(f"{ADMIN_PREFIX}/faults", delete_faults, methods=["DELETE"]),
-            Route(f"{ADMIN_PREFIX}/reset", post_reset, methods=["POST"]),
-            Route(f"{ADMIN_PREFIX}/info", get_info, methods=["GET"]),
-        ],
-        exception_handlers={HTTPException: http_error},
+    return _create_admin_app(
+        plan=plan, counter=counter, reset=reset, info=info, describe=describe_validation_error
     )
-    return LoopbackOnly(router)

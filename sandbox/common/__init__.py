@@ -1,0 +1,2 @@
+"""Pieces every sandbox shares: fault injection, request counts and the ``/_sandbox`` admin
+routes (``faults``, ``admin``)."""

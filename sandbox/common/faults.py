@@ -1,0 +1,223 @@
+"""Fault injection and request counting: the outermost layer around every sandbox's API routes.
+
+Shared by the Kukkingu and Jira sandboxes. Tests and benchmarks queue faults through
+``POST /_sandbox/faults`` (see ``admin.py``) and read request counts from
+``GET /_sandbox/requests``. Both are keyed by the route *template*
+(``GET /api/v1/invoices/{invoiceId}``), so a test can say "the client listed billables once"
+without knowing ids. A request that matches no route is keyed by its concrete path.
+
+How an injected 500 or 429 *looks* (body, extra headers) is the sandbox's business: each
+passes an :data:`Answer` that renders it in its API's own error shape.
+
+Fault kinds:
+
+``error500``, ``rate_limit``
+    answer 500 / 429 (with ``Retry-After``) *before* the request reaches the API: nothing is
+    stored.
+``drop_after_commit``
+    the request is fully processed (and stored); then the response is swallowed and the TCP
+    connection is aborted, so the client gets no byte back. This is the "did my write land?"
+    case billsync must reconcile.
+``latency``
+    every matching request first sleeps ``ms`` milliseconds, until the fault is cleared (or
+    for ``count`` requests when a count is given).
+
+A request consumes at most one error500 / rate_limit / drop_after_commit fault: the oldest
+pending one that matches it (FIFO). Latency faults are not consumed by that rule; every
+matching one adds its delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+FaultKind = Literal["error500", "rate_limit", "drop_after_commit", "latency"]
+
+
+class FaultMatch(BaseModel):
+    """Which requests a fault may hit; an absent key matches anything."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    method: str | None = None
+    route: str | None = None
+
+    def hits(self, method: str, route: str) -> bool:
+        return (self.method is None or self.method.upper() == method.upper()) and (
+            self.route is None or self.route == route
+        )
+
+
+class FaultSpec(BaseModel):
+    """The JSON body of ``POST /_sandbox/faults``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    kind: FaultKind
+    count: int | None = Field(default=None, ge=1)
+    retry_after: int | None = Field(default=None, ge=0)
+    ms: int | None = Field(default=None, ge=0)
+    match: FaultMatch = FaultMatch()
+
+    @model_validator(mode="after")
+    def _fields_fit_kind(self) -> Self:
+        if (self.ms is not None) != (self.kind == "latency"):
+            raise ValueError("ms is required for latency faults and only allowed there")
+        if self.retry_after is not None and self.kind != "rate_limit":
+            raise ValueError("retry_after is only allowed for rate_limit faults")
+        return self
+
+
+@dataclass
+class Fault:
+    """A pending fault; ``remaining`` None means "until cleared" (latency without count)."""
+
+    id: int
+    spec: FaultSpec
+    remaining: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            **self.spec.model_dump(exclude_none=True),
+            "remaining": self.remaining,
+        }
+
+
+class FaultPlan:
+    """The queue of pending faults, shared between the server thread and the tests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._next_id = 1
+
+    def add(self, spec: FaultSpec) -> Fault:
+        remaining = spec.count if spec.count is not None or spec.kind == "latency" else 1
+        with self._lock:
+            fault = Fault(id=self._next_id, spec=spec, remaining=remaining)
+            self._next_id += 1
+            self._faults.append(fault)
+            return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [fault.to_json() for fault in self._faults]
+
+    def take(self, method: str, route: str) -> tuple[FaultSpec | None, float]:
+        """Consume the faults this request meets: (the answering fault, seconds of delay)."""
+        with self._lock:
+            delay = 0.0
+            answer: FaultSpec | None = None
+            for fault in list(self._faults):
+                if not fault.spec.match.hits(method, route):
+                    continue
+                if fault.spec.kind == "latency":
+                    delay += (fault.spec.ms or 0) / 1000
+                elif answer is None:
+                    answer = fault.spec
+                else:
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+            return answer, delay
+
+
+class RequestCounter:
+    """Requests seen per ``"METHOD /route/template"``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def record(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+RouteResolver = Callable[[Scope], str | None]
+Answer = Callable[[FaultSpec], Response]
+"""Renders the response of an ``error500`` or ``rate_limit`` fault."""
+
+
+def default_retry_after(spec: FaultSpec) -> int:
+    """The ``Retry-After`` seconds of a rate_limit fault (1 unless the spec says otherwise)."""
+    return 1 if spec.retry_after is None else spec.retry_after
+
+
+class FaultInjector:
+    """ASGI wrapper: counts each request, applies latency, then answers, drops or passes on."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        plan: FaultPlan,
+        counter: RequestCounter,
+        resolve: RouteResolver,
+        answer: Answer,
+    ) -> None:
+        self.app = app
+        self.plan = plan
+        self.counter = counter
+        self.resolve = resolve
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        route = self.resolve(scope) or scope["path"]
+        self.counter.record(f"{method} {route}")
+        fault, delay = self.plan.take(method, route)
+        if delay:
+            await asyncio.sleep(delay)
+        if fault is None:
+            await self.app(scope, receive, send)
+        elif fault.kind in ("error500", "rate_limit"):
+            await self.answer(fault)(scope, receive, send)
+        else:
+            await self._drop_after_commit(scope, receive, send)
+
+    async def _drop_after_commit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # uvicorn's ``send`` is a bound method of its per-request cycle, which owns the
+        # transport; that is the only handle on the socket an ASGI app can reach.
+        cycle = getattr(send, "__self__", None)
+        transport = getattr(cycle, "transport", None)
+        if transport is None:
+            raise RuntimeError("drop_after_commit needs the app to be served by uvicorn")
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        transport.abort()
+        # Let the loop run connection_lost(), so uvicorn marks the cycle disconnected and
+        # does not try to answer "returned without starting response" with a 500.
+        for _ in range(100):
+            if getattr(cycle, "disconnected", True):
+                break
+            await asyncio.sleep(0)

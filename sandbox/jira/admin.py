@@ -1,0 +1,285 @@
+"""The Jira sandbox's ``/_sandbox/...`` control endpoints: the shared ones (requests, faults,
+reset, info; see :mod:`sandbox.common.admin`) plus the clock and data changes a test needs.
+
+Loopback only, never counted, never faulted. Answers are ``{"data": ...}``; errors
+``{"error": code, "message": text}``::
+
+    GET    /_sandbox/clock                  {"data": {"now", "nowMs", "frozen"}}
+    POST   /_sandbox/clock                  {"now": iso} freeze at | {"advance": s} | {"real": true}
+    POST   /_sandbox/issues                 {"project" | "key", "summary", "labels"?, "issuetype"?}
+    PATCH  /_sandbox/issues/{key}           {"summary"?, "labels"?, "issuetype"?}
+    POST   /_sandbox/issues/{key}/move      {"project": "NEW"} → new key NEW-n, same id
+    POST   /_sandbox/issues/{key}/comments  {"accountId"?, "body"}
+    POST   /_sandbox/worklogs               {"issue", "accountId"?, "started", "timeSpentSeconds",
+                                             "comment"?}
+    PUT    /_sandbox/worklogs/{id}          any of {"started", "timeSpentSeconds", "comment",
+                                             "accountId", "updateAccountId"}
+    DELETE /_sandbox/worklogs/{id}          204; listed by /worklog/deleted from now on
+    POST   /_sandbox/worklogs/raw           {"issue", "worklog": {...}} stored and served as is
+
+Every change stamps ``updated`` with the sandbox clock.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app, describe_plainly
+from sandbox.jira.render import jira_time
+from sandbox.jira.seed import DEMO_ACCOUNT_ID
+from sandbox.jira.state import Invalid, Issue, NotFound, Worklog
+
+if TYPE_CHECKING:
+    from sandbox.jira.app import JiraApp
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ClockChange(_Body):
+    now: AwareDatetime | None = None
+    advance: float | None = None
+    real: bool | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ClockChange:
+        given = [v for v in (self.now, self.advance, self.real) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of now, advance, real")
+        return self
+
+
+class IssueCreate(_Body):
+    project: str | None = None
+    key: str | None = None
+    summary: str = Field(min_length=1)
+    labels: list[str] = Field(default_factory=list)
+    issuetype: str = "Task"
+
+
+class IssuePatch(_Body):
+    summary: str | None = Field(default=None, min_length=1)
+    labels: list[str] | None = None
+    issuetype: str | None = None
+
+
+class IssueMove(_Body):
+    project: str
+
+
+class CommentCreate(_Body):
+    accountId: str = DEMO_ACCOUNT_ID
+    body: str
+
+
+class WorklogCreate(_Body):
+    issue: str | int
+    accountId: str = DEMO_ACCOUNT_ID
+    started: AwareDatetime
+    timeSpentSeconds: int
+    comment: str = ""
+
+
+class WorklogEdit(_Body):
+    started: AwareDatetime | None = None
+    timeSpentSeconds: int | None = None
+    comment: str | None = None
+    accountId: str | None = None
+    updateAccountId: str | None = None
+
+
+class RawWorklog(_Body):
+    issue: str | int
+    worklog: dict[str, Any]
+
+
+BodyT = TypeVar("BodyT", bound=_Body)
+
+
+class _AdminError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+async def _parse(request: Request, model: type[BodyT]) -> BodyT:
+    raw = await request.body()
+    try:
+        json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _AdminError(400, "BadRequest", f"body: is not valid JSON ({exc})") from None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _AdminError(400, "BadRequest", describe_plainly(exc)) from None
+
+
+def issue_json(issue: Issue, time_zone: str) -> dict[str, Any]:
+    return {
+        "id": str(issue.id),
+        "key": issue.key,
+        "project": issue.project_key,
+        "summary": issue.summary,
+        "labels": list(issue.labels),
+        "issuetype": issue.issuetype,
+        "created": jira_time(issue.created_ms, time_zone),
+        "updated": jira_time(issue.updated_ms, time_zone),
+        "updatedMs": issue.updated_ms,
+        "oldKeys": list(issue.old_keys),
+    }
+
+
+def worklog_json(worklog: Worklog, time_zone: str) -> dict[str, Any]:
+    if worklog.raw is not None:
+        return {"id": str(worklog.id), "issueId": str(worklog.issue_id), "raw": worklog.raw}
+    return {
+        "id": str(worklog.id),
+        "issueId": str(worklog.issue_id),
+        "accountId": worklog.author,
+        "updateAccountId": worklog.update_author,
+        "started": jira_time(worklog.started, time_zone),
+        "timeSpentSeconds": worklog.seconds,
+        "comment": worklog.comment,
+        "created": jira_time(worklog.created_ms, time_zone),
+        "updated": jira_time(worklog.updated_ms, time_zone),
+        "updatedMs": worklog.updated_ms,
+    }
+
+
+def _worklog_id(request: Request) -> int:
+    raw = request.path_params["worklogId"]
+    if not raw.isdigit():
+        raise _AdminError(404, "NotFound", f"worklog {raw} does not exist")
+    return int(raw)
+
+
+def create_jira_admin_app(app: JiraApp) -> ASGIApp:
+    state = app.state
+    zone = "UTC"
+
+    def ok(data: Any) -> JSONResponse:
+        return JSONResponse({"data": data})
+
+    def guarded(handler: Any) -> Any:
+        async def run(request: Request) -> Response:
+            try:
+                result: Response = await handler(request)
+            except _AdminError as exc:
+                return admin_error(exc.status, exc.code, exc.message)
+            except NotFound as exc:
+                return admin_error(404, "NotFound", str(exc))
+            except Invalid as exc:
+                return admin_error(400, "BadRequest", str(exc))
+            return result
+
+        return run
+
+    async def get_clock(request: Request) -> Response:
+        return ok(state.clock.to_json())
+
+    async def post_clock(request: Request) -> Response:
+        change = await _parse(request, ClockChange)
+        if change.now is not None:
+            state.clock.set(change.now)
+        elif change.advance is not None:
+            state.clock.advance(change.advance)
+        else:
+            state.clock.release()
+        return ok(state.clock.to_json())
+
+    async def add_issue(request: Request) -> Response:
+        body = await _parse(request, IssueCreate)
+        issue = state.add_issue(
+            project=body.project,
+            key=body.key,
+            summary=body.summary,
+            labels=body.labels,
+            issuetype=body.issuetype,
+            reporter=DEMO_ACCOUNT_ID,
+        )
+        return ok(issue_json(issue, zone))
+
+    async def patch_issue(request: Request) -> Response:
+        body = await _parse(request, IssuePatch)
+        issue = state.update_issue(
+            request.path_params["key"],
+            summary=body.summary,
+            labels=body.labels,
+            issuetype=body.issuetype,
+        )
+        return ok(issue_json(issue, zone))
+
+    async def move_issue(request: Request) -> Response:
+        body = await _parse(request, IssueMove)
+        return ok(issue_json(state.move_issue(request.path_params["key"], body.project), zone))
+
+    async def add_comment(request: Request) -> Response:
+        body = await _parse(request, CommentCreate)
+        comment = state.add_comment(
+            request.path_params["key"], author=body.accountId, body=body.body
+        )
+        return ok({"id": str(comment.id), "issueId": str(comment.issue_id)})
+
+    async def add_worklog(request: Request) -> Response:
+        body = await _parse(request, WorklogCreate)
+        worklog = state.add_worklog(
+            body.issue,
+            author=body.accountId,
+            started=body.started,
+            seconds=body.timeSpentSeconds,
+            comment=body.comment,
+        )
+        return ok(worklog_json(worklog, zone))
+
+    async def edit_worklog(request: Request) -> Response:
+        worklog_id = _worklog_id(request)
+        body = await _parse(request, WorklogEdit)
+        worklog = state.edit_worklog(
+            worklog_id,
+            started=body.started,
+            seconds=body.timeSpentSeconds,
+            comment=body.comment,
+            author=body.accountId,
+            update_author=body.updateAccountId,
+        )
+        return ok(worklog_json(worklog, zone))
+
+    async def delete_worklog(request: Request) -> Response:
+        state.delete_worklog(_worklog_id(request))
+        return Response(status_code=204)
+
+    async def add_raw(request: Request) -> Response:
+        body = await _parse(request, RawWorklog)
+        return ok(worklog_json(state.add_raw_worklog(body.issue, body.worklog), zone))
+
+    prefix = ADMIN_PREFIX
+    routes: list[BaseRoute] = [
+        Route(f"{prefix}/clock", guarded(get_clock), methods=["GET"]),
+        Route(f"{prefix}/clock", guarded(post_clock), methods=["POST"]),
+        Route(f"{prefix}/issues", guarded(add_issue), methods=["POST"]),
+        Route(f"{prefix}/issues/{{key}}", guarded(patch_issue), methods=["PATCH"]),
+        Route(f"{prefix}/issues/{{key}}/move", guarded(move_issue), methods=["POST"]),
+        Route(f"{prefix}/issues/{{key}}/comments", guarded(add_comment), methods=["POST"]),
+        Route(f"{prefix}/worklogs", guarded(add_worklog), methods=["POST"]),
+        Route(f"{prefix}/worklogs/raw", guarded(add_raw), methods=["POST"]),
+        Route(f"{prefix}/worklogs/{{worklogId}}", guarded(edit_worklog), methods=["PUT"]),
+        Route(f"{prefix}/worklogs/{{worklogId}}", guarded(delete_worklog), methods=["DELETE"]),
+    ]
+    return create_admin_app(
+        plan=app.faults,
+        counter=app.requests,
+        reset=app.reset,
+        info=app.info_json,
+        extra_routes=routes,
+    )
+
+
+__all__ = ["create_jira_admin_app"]
