@@ -1,9 +1,8 @@
 """Start the sandbox services together, as ``billsync sandbox`` and the demo do.
 
 Each service listens on its own fixed, documented default port on 127.0.0.1 so that
-``examples/sandbox.toml`` works without edits; ``--info FILE`` writes what a script needs
-(base URLs, credentials, tenant and contract ids) as JSON. Later sources (Jira, GitHub) add
-their servers to :func:`start_sandbox`.
+``examples/sandbox.toml`` works without edits (Kukkingu 8730, Jira 8731); ``--info FILE``
+writes what a script needs (base URLs, credentials, tenant and contract ids) as JSON.
 """
 
 from __future__ import annotations
@@ -17,11 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox.jira.app import JiraApp
+from sandbox.jira.app import create_app as create_jira_app
+from sandbox.jira.state import JiraState
 from sandbox.kukkingu import KukkinguApp, KukkinguState, create_app
 from sandbox.server import ServerThread
 
 DEFAULT_HOST = "127.0.0.1"
 KUKKINGU_PORT = 8730
+JIRA_PORT = 8731
 
 
 class SandboxStartError(RuntimeError):
@@ -34,6 +37,8 @@ class RunningSandbox:
 
     kukkingu_app: KukkinguApp
     kukkingu: ServerThread
+    jira_app: JiraApp
+    jira: ServerThread
     extra: dict[str, Any] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
@@ -44,6 +49,11 @@ class RunningSandbox:
                 "baseUrl": self.kukkingu.url,
                 "adminUrl": f"{self.kukkingu.url}/_sandbox",
                 **demo.to_json(),
+            },
+            "jira": {
+                "baseUrl": self.jira.url,
+                "adminUrl": f"{self.jira.url}/_sandbox",
+                **self.jira_app.info_json(),
             },
             **self.extra,
         }
@@ -62,13 +72,19 @@ def _serve(stack: ExitStack, app: Any, name: str, host: str, port: int) -> Serve
 
 @contextmanager
 def start_sandbox(
-    host: str = DEFAULT_HOST, *, kukkingu_port: int = KUKKINGU_PORT, seed: int = 0
+    host: str = DEFAULT_HOST,
+    *,
+    kukkingu_port: int = KUKKINGU_PORT,
+    jira_port: int = JIRA_PORT,
+    seed: int = 0,
 ) -> Iterator[RunningSandbox]:
     """Serve every sandbox API until the block ends. Port 0 picks a free port."""
     with ExitStack() as stack:
         kukkingu_app = create_app(KukkinguState(rng_seed=seed))
         kukkingu = _serve(stack, kukkingu_app, "kukkingu", host, kukkingu_port)
-        yield RunningSandbox(kukkingu_app=kukkingu_app, kukkingu=kukkingu)
+        jira_app = create_jira_app(JiraState())
+        jira = _serve(stack, jira_app, "jira", host, jira_port)
+        yield RunningSandbox(kukkingu_app, kukkingu, jira_app, jira)
 
 
 def write_info(path: Path, info: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import httpx
 
 from sandbox.main import (
     DEFAULT_HOST,
+    JIRA_PORT,
     KUKKINGU_PORT,
     SandboxStartError,
     start_sandbox,
@@ -152,13 +153,7 @@ def db_current(state: _State, url: str | None) -> None:
 @pass_state
 def sync_command(state: _State, source_name: str | None, dry_run: bool) -> None:
     """Sync time into Kukkingu now, inline (no broker); non-zero exit on failure."""
-    from worker.errors import BillsyncError
-    from worker.progress import terminal_progress
-    from worker.report import plan_lines, summary
-    from worker.sources import open_source
-    from worker.store import current, head, make_engine, session_factory
-    from worker.sync import dry_run as plan_only
-    from worker.sync import sync
+    from worker.store import current, head
 
     settings = state.settings()
     configs = settings.file.sources
@@ -174,31 +169,44 @@ def sync_command(state: _State, source_name: str | None, dry_run: bool) -> None:
             f"the state store {_safe_url(settings.state_url)} is not migrated: "
             "run `billsync db upgrade` first"
         )
+    failed = _run_syncs(settings, [c.name for c in configs], dry_run=dry_run)
+    if dry_run:
+        click.echo("dry run: nothing was written")
+    if failed:
+        sys.exit(1)
+
+
+def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
+    """Sync (or plan) each named source in turn; True when one of them failed."""
+    from worker.errors import BillsyncError
+    from worker.progress import terminal_progress
+    from worker.report import plan_lines, summary
+    from worker.sources import open_source
+    from worker.store import make_engine, session_factory
+    from worker.sync import dry_run as plan_only
+    from worker.sync import sync
+
     engine = make_engine(settings.state_url)
     factory = session_factory(engine)
     failed = False
     try:
         with kukkingu_client(settings) as client:
-            for config in configs:
+            for name in names:
                 try:
-                    source = open_source(settings, config)
+                    source = open_source(settings, settings.source(name))
                     if dry_run:
-                        click.echo(
-                            "\n".join(plan_lines(plan_only(settings, factory, client, source)))
-                        )
+                        result = plan_only(settings, factory, client, source)
+                        click.echo("\n".join(plan_lines(result)))
                     else:
-                        with terminal_progress(config.name) as progress:
+                        with terminal_progress(name) as progress:
                             result = sync(settings, factory, client, source, progress=progress)
                         click.echo(summary(result))
                 except BillsyncError as exc:
                     failed = True
-                    click.echo(f"error: {config.name}: {exc}", err=True)
+                    click.echo(f"error: {name}: {exc}", err=True)
     finally:
         engine.dispose()
-    if dry_run:
-        click.echo("dry run: nothing was written")
-    if failed:
-        sys.exit(1)
+    return failed
 
 
 # --- sandbox and demo -----------------------------------------------------------------------
@@ -218,6 +226,7 @@ def _wait_for_signal() -> None:
 @click.option(
     "--kukkingu-port", default=KUKKINGU_PORT, show_default=True, help="0 picks a free port."
 )
+@click.option("--jira-port", default=JIRA_PORT, show_default=True, help="0 picks a free port.")
 @click.option("--seed", default=0, show_default=True, help="Seed for generated ids.")
 @click.option(
     "--info",
@@ -225,10 +234,14 @@ def _wait_for_signal() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write base URLs, credentials, tenant and contract ids as JSON to this file.",
 )
-def sandbox_command(host: str, kukkingu_port: int, seed: int, info_path: Path | None) -> None:
-    """Serve the sandbox APIs (Kukkingu) with demo data until interrupted."""
+def sandbox_command(
+    host: str, kukkingu_port: int, jira_port: int, seed: int, info_path: Path | None
+) -> None:
+    """Serve the sandbox APIs (Kukkingu, Jira) with demo data until interrupted."""
     try:
-        with start_sandbox(host, kukkingu_port=kukkingu_port, seed=seed) as running:
+        with start_sandbox(
+            host, kukkingu_port=kukkingu_port, jira_port=jira_port, seed=seed
+        ) as running:
             info = running.info()
             if info_path is not None:
                 write_info(info_path, info)
@@ -247,43 +260,62 @@ def _print_sandbox(info: dict[str, Any], info_path: Path | None) -> None:
     for name, contract_id in kk["contracts"].items():
         click.echo(f"  contract        {contract_id}  {name}")
     click.echo(f"  admin           {kk['adminUrl']}/requests | /faults | /reset | /info")
+    jira = info["jira"]
+    click.echo(f"Jira sandbox      {jira['baseUrl']}")
+    click.echo(f"  login           {jira['email']} / {jira['apiToken']}   (public sandbox values)")
+    click.echo(f"  projects        {', '.join(sorted(jira['projects']))}")
+    click.echo(f"  admin           {jira['adminUrl']}/worklogs | /issues | /clock | /faults")
     if info_path is not None:
         click.echo(f"Info written to {info_path}")
 
 
-def _demo_port(base_url: str) -> int:
+def _demo_port(base_url: str, what: str) -> int:
     url = httpx.URL(base_url)
     if url.host not in ("127.0.0.1", "localhost"):
         raise click.ClickException(
-            f"the demo serves the sandbox on 127.0.0.1, but kukkingu.base_url is {base_url}; "
+            f"the demo serves the sandbox on 127.0.0.1, but {what} is {base_url}; "
             "use examples/sandbox.toml"
         )
     return url.port or (443 if url.scheme == "https" else 80)
 
 
 @cli.command("demo")
-@click.option("--wait/--no-wait", default=True, help="Keep serving after the set-up (default).")
+@click.option("--wait/--no-wait", default=True, help="Keep serving after the sync (default).")
 @pass_state
 def demo_command(state: _State, wait: bool) -> None:
-    """Sandbox + migrations + a connection check, in one command (no Docker, no Redis)."""
+    """Sandbox + migrations + one full sync, in one command (no Docker, no Redis)."""
+    from worker.currencies import format_minor
     from worker.store.migrate import upgrade
 
     if state.config is None and DEMO_CONFIG.is_file():
         state.config = str(DEMO_CONFIG)
     settings = state.settings()
-    port = _demo_port(settings.file.kukkingu.base_url)
+    kukkingu_port = _demo_port(settings.file.kukkingu.base_url, "kukkingu.base_url")
+    jira_port = JIRA_PORT
+    for source in settings.file.sources:
+        if source.kind == "jira":
+            jira_port = _demo_port(source.url, f"source {source.name}'s url")
     try:
-        with start_sandbox(kukkingu_port=port) as running:
+        with start_sandbox(kukkingu_port=kukkingu_port, jira_port=jira_port) as running:
             _print_sandbox(running.info(), None)
             upgrade(settings.state_url)
             click.echo(f"State store       {_safe_url(settings.state_url)} (migrated)")
+            click.echo("Sync:")
+            failed = _run_syncs(settings, [s.name for s in settings.file.sources], dry_run=False)
             with kukkingu_client(settings) as client:
-                contracts = client.list_contracts()
-            click.echo(f"Config            {settings.path} reaches the sandbox:")
-            for contract in contracts:
-                click.echo(f"  {contract.id}  {contract.name} ({contract.currency_code})")
-            click.echo(f"Next: `billsync -c {settings.path} config check`")
-            click.echo(f"      the sandbox API answers at {running.kukkingu.url}/api/v1/...")
+                click.echo("Draft invoices in the Kukkingu sandbox:")
+                for invoice in sorted(client.list_invoices(), key=lambda i: i.invoice_number):
+                    lines = client.list_billables(invoice.id)
+                    amount = format_minor(invoice.amount_minor, invoice.currency_code)
+                    click.echo(
+                        f"  {invoice.invoice_number:<42} {invoice.status:<9} "
+                        f"{len(lines):>3} lines {amount:>16}"
+                    )
+            click.echo(f"Next: `billsync -c {settings.path} sync --dry-run` shows what a sync")
+            click.echo("      would do; change worklogs through the Jira sandbox's admin path")
+            click.echo("      (docs/sandbox-jira.md) and sync again.")
+            if failed:
+                raise click.ClickException("the demo sync failed (see above)")
             if wait:
                 click.echo("Serving; press Ctrl-C to stop.")
                 _wait_for_signal()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from connectors.jira import JiraApi, JiraSource
 from connectors.kukkingu import KukkinguClient
 from connectors.retry import RetryPolicy
-from worker.config import Settings
+from worker.config import JiraSourceConfig, Settings
 
 
 def kukkingu_client(settings: Settings) -> KukkinguClient:
@@ -18,4 +19,22 @@ def kukkingu_client(settings: Settings) -> KukkinguClient:
         policy=RetryPolicy(
             max_attempts=config.max_attempts, max_wait=config.max_retry_wait_seconds
         ),
+    )
+
+
+def jira_source(settings: Settings, config: JiraSourceConfig) -> JiraSource:
+    """The Jira source for one configured site: its projects and JQL rules from the rules."""
+    email = None
+    if config.auth == "cloud":  # basic auth: email + API token; datacenter: the PAT as bearer
+        if config.email_env is None:
+            raise ValueError("a cloud Jira source needs email_env (config check says so)")
+        email = settings.secret(config.email_env).get_secret_value()
+    api = JiraApi(config.url, email=email, token=settings.secret(config.token_env))
+    rules = list(enumerate(settings.file.rules))
+    return JiraSource(
+        config.name,
+        api,
+        projects={p for _, rule in rules if rule.source == config.name for p in rule.projects},
+        jql_rules={i: rule.jql for i, rule in rules if rule.source == config.name and rule.jql},
+        overlap_seconds=config.overlap_seconds,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -51,14 +51,26 @@ class SourceBatch:
     cursors: Mapping[str, str] = field(default_factory=dict)  # stream -> new value
 
 
+KnownIssues = Callable[[Collection[str]], set[str]]
+
+
+def _nothing_known(ids: Collection[str]) -> set[str]:
+    return set()
+
+
 class EntrySource(Protocol):
     """What the sync needs from a time source."""
 
     name: str
     kind: SourceKind
 
-    def fetch(self, cursors: Mapping[str, str]) -> Iterator[SourceBatch]:
-        """Everything changed since ``cursors`` (empty on the first sync), in batches."""
+    def fetch(
+        self, cursors: Mapping[str, str], known_issues: KnownIssues = _nothing_known
+    ) -> Iterator[SourceBatch]:
+        """Everything changed since ``cursors`` (empty on the first sync), in batches.
+
+        ``known_issues(ids)`` says which issue ids the store already knows, so a source
+        need not look up issues it has told about before."""
         ...
 
 
@@ -186,8 +198,20 @@ def ingest(
     with transaction(factory) as session:
         row = source_row(session, source.name, source.kind)
         cursors = load_cursors(session, row)
+        source_id = row.id
+
+    def known(ids: Collection[str]) -> set[str]:
+        with factory() as session:
+            return set(
+                session.scalars(
+                    select(SourceIssue.external_id).where(
+                        SourceIssue.source_id == source_id, SourceIssue.external_id.in_(ids)
+                    )
+                )
+            )
+
     counts = IngestCounts()
-    for batch in source.fetch(cursors):
+    for batch in source.fetch(cursors, known):
         checkpoint("ingest.batch")
         with transaction(factory) as session:
             record_batch(session, session.merge(row), batch, counts)
@@ -231,7 +255,9 @@ class InMemorySource:
     def move(self, issue_id: str, key: str, project: str) -> None:
         self.put_issue(replace(self.issues[issue_id], key=key, project=project))
 
-    def fetch(self, cursors: Mapping[str, str]) -> Iterator[SourceBatch]:
+    def fetch(
+        self, cursors: Mapping[str, str], known_issues: KnownIssues = _nothing_known
+    ) -> Iterator[SourceBatch]:
         start = int(cursors.get("log", "0"))
         end = len(self._log)
         for low in range(start, end, self.batch_size):
@@ -256,8 +282,15 @@ class InMemorySource:
 
 SourceFactory = Callable[[Any, Any], EntrySource]  # (Settings, the source's config) -> source
 
-# Connectors register themselves here by kind ("jira", "github").
-FACTORIES: dict[str, SourceFactory] = {}
+
+def _jira(settings: Any, config: Any) -> EntrySource:
+    from worker.clients import jira_source  # deferred: the connector imports this module
+
+    return jira_source(settings, config)
+
+
+# The connectors, by source kind; tests may register stand-ins.
+FACTORIES: dict[str, SourceFactory] = {"jira": _jira}
 
 
 def open_source(settings: Any, config: Any) -> EntrySource:

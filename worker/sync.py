@@ -169,7 +169,7 @@ def dry_run(
     with factory() as session:
         try:
             row = source_row(session, source.name, source.kind)
-            for batch in source.fetch(load_cursors(session, row)):
+            for batch in source.fetch(load_cursors(session, row)):  # nothing known: all read
                 record_batch(session, row, batch, counts)
             refresh_statuses(session, client)
             session.flush()

@@ -127,8 +127,9 @@ def test_unknown_source_and_unmigrated_store(
 
 
 def test_a_kind_without_connector_is_a_clear_error(
-    tmp_path: Path, kukkingu: RunningKukkingu
+    tmp_path: Path, kukkingu: RunningKukkingu, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delitem(sources.FACTORIES, "jira")  # as for a kind with no connector yet
     path, _ = configure(tmp_path, kukkingu.url)
     result = invoke(path)
     assert result.exit_code == 1
