@@ -186,8 +186,17 @@ class JiraApi:
 
     # --- the calls billsync needs ------------------------------------------------------------
 
+    @property
+    def cloud(self) -> bool:
+        """``deploymentType`` from serverInfo (read when the library connected)."""
+        return bool(self._jira._is_cloud)
+
     def search(self, jql: str, fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
-        """Pages of issues for ``jql`` via ``/search/jql`` and ``nextPageToken``."""
+        """Pages of issues for ``jql``: Cloud's ``/search/jql`` with ``nextPageToken``, or
+        Data Center's ``/search`` with ``startAt`` (Cloud has removed that one)."""
+        if not self.cloud:
+            yield from self._search_classic(jql, fields)
+            return
         token: str | None = None
         seen: set[str] = set()
         while True:
@@ -208,6 +217,25 @@ class JiraApi:
             if token in seen:  # a server that repeats a token would loop forever
                 raise JiraBadResponse(f"Jira {self.site} search/jql repeated a page token")
             seen.add(token)
+
+    def _search_classic(self, jql: str, fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+        start = 0
+        while True:
+            params = {
+                "jql": jql,
+                "fields": ",".join(fields),
+                "startAt": start,
+                "maxResults": SEARCH_PAGE,
+            }
+            page = self._get_json("GET", "search", params=params)
+            if not isinstance(page, dict) or not isinstance(page.get("issues"), list):
+                raise JiraBadResponse(f"Jira {self.site} search answered without `issues`")
+            issues = [i for i in page["issues"] if isinstance(i, dict)]
+            yield issues
+            start += len(issues)
+            total = page.get("total")
+            if not issues or not isinstance(total, int) or start >= total:
+                return
 
     def worklog_feed(self, kind: str, since_ms: int) -> Iterator[dict[str, Any]]:
         """Pages of ``/worklog/updated`` or ``/worklog/deleted`` from ``since_ms``."""

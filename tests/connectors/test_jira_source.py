@@ -211,3 +211,24 @@ def test_a_refused_jql_is_a_configuration_error(jira: RunningJira, factory) -> N
     source = source_for(jira, projects=[], jql_rules={0: "project WAS ACME"})
     with pytest.raises(JiraConfigError, match="answered 400"):
         ingest(factory, source)
+
+
+def test_data_center_uses_the_classic_search(
+    jira: RunningJira, factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Data Center server (deploymentType "Server") has no /search/jql: the classic
+    /search with startAt is used. The sandbox serves both; the deployment type is forced."""
+    api = JiraApi(jira.url, email=None, token=SecretStr(DEMO_PAT), policy=FAST)
+    monkeypatch.setattr(api._jira, "deploymentType", "Server")
+    many = [jira.add_issue(project="ACME", summary=f"extra {n}") for n in range(120)]
+    assert len(many) == 120
+    jira.advance_clock(120)
+    source = JiraSource("dc", api, projects=["ACME"])
+    ingest(factory, source)
+    assert "GET search/jql" not in api.request_counts
+    assert api.request_counts["GET search"] >= 2  # more than one page of 100
+    with factory() as session:
+        assert (
+            len(session.scalars(select(SourceIssue).where(SourceIssue.project == "ACME")).all())
+            >= 130
+        )
