@@ -24,8 +24,11 @@ from worker.errors import ConfigurationError
 from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Cursor,
+    Draft,
+    DraftStatus,
     Entry,
     EntryState,
+    Line,
     Source,
     SourceIssue,
     SourceKind,
@@ -51,11 +54,79 @@ class SourceBatch:
     cursors: Mapping[str, str] = field(default_factory=dict)  # stream -> new value
 
 
-KnownIssues = Callable[[Collection[str]], set[str]]
+class SourceContext:
+    """What a source may ask the store while it fetches (read-only). This base class
+    knows nothing, which suits a first sync, a dry run and tests."""
+
+    def known_issues(self, ids: Collection[str]) -> set[str]:
+        """Which of these issue ids the store has been told about before."""
+        return set()
+
+    def issue_ids_by_key(self, keys: Collection[str]) -> dict[str, str]:
+        """The stable ids of issues known by their current key (``owner/repo#42``)."""
+        return {}
+
+    def open_issues(self) -> list[tuple[str, str]]:
+        """(issue id, key) of the issues with lines on DRAFT invoices."""
+        return []
+
+    def active_entry_keys(self, issue_id: str) -> set[str]:
+        """The keys of the issue's entries the store holds as active."""
+        return set()
 
 
-def _nothing_known(ids: Collection[str]) -> set[str]:
-    return set()
+class StoreContext(SourceContext):
+    """The answers, from the state store."""
+
+    def __init__(self, factory: sessionmaker[Session], source_id: int) -> None:
+        self.factory = factory
+        self.source_id = source_id
+
+    def known_issues(self, ids: Collection[str]) -> set[str]:
+        with self.factory() as session:
+            return set(
+                session.scalars(
+                    select(SourceIssue.external_id).where(
+                        SourceIssue.source_id == self.source_id, SourceIssue.external_id.in_(ids)
+                    )
+                )
+            )
+
+    def issue_ids_by_key(self, keys: Collection[str]) -> dict[str, str]:
+        with self.factory() as session:
+            rows = session.execute(
+                select(SourceIssue.key, SourceIssue.external_id).where(
+                    SourceIssue.source_id == self.source_id, SourceIssue.key.in_(keys)
+                )
+            )
+            return {key: external_id for key, external_id in rows}
+
+    def open_issues(self) -> list[tuple[str, str]]:
+        with self.factory() as session:
+            groups = session.scalars(
+                select(Line.group_key)
+                .join(Draft, Draft.id == Line.draft_id)
+                .where(Line.source_id == self.source_id, Draft.status == DraftStatus.DRAFT)
+            ).all()
+            ids = {json.loads(group)[4] for group in groups}
+            rows = session.execute(
+                select(SourceIssue.external_id, SourceIssue.key).where(
+                    SourceIssue.source_id == self.source_id, SourceIssue.external_id.in_(ids)
+                )
+            )
+            return sorted(rows.tuples())
+
+    def active_entry_keys(self, issue_id: str) -> set[str]:
+        with self.factory() as session:
+            return set(
+                session.scalars(
+                    select(Entry.key).where(
+                        Entry.source_id == self.source_id,
+                        Entry.external_issue_id == issue_id,
+                        Entry.state == EntryState.ACTIVE,
+                    )
+                )
+            )
 
 
 class EntrySource(Protocol):
@@ -64,13 +135,9 @@ class EntrySource(Protocol):
     name: str
     kind: SourceKind
 
-    def fetch(
-        self, cursors: Mapping[str, str], known_issues: KnownIssues = _nothing_known
-    ) -> Iterator[SourceBatch]:
-        """Everything changed since ``cursors`` (empty on the first sync), in batches.
-
-        ``known_issues(ids)`` says which issue ids the store already knows, so a source
-        need not look up issues it has told about before."""
+    def fetch(self, cursors: Mapping[str, str], context: SourceContext) -> Iterator[SourceBatch]:
+        """Everything changed since ``cursors`` (empty on the first sync), in batches;
+        ``context`` answers questions about what the store already holds."""
         ...
 
 
@@ -198,20 +265,9 @@ def ingest(
     with transaction(factory) as session:
         row = source_row(session, source.name, source.kind)
         cursors = load_cursors(session, row)
-        source_id = row.id
-
-    def known(ids: Collection[str]) -> set[str]:
-        with factory() as session:
-            return set(
-                session.scalars(
-                    select(SourceIssue.external_id).where(
-                        SourceIssue.source_id == source_id, SourceIssue.external_id.in_(ids)
-                    )
-                )
-            )
-
+        context = StoreContext(factory, row.id)
     counts = IngestCounts()
-    for batch in source.fetch(cursors, known):
+    for batch in source.fetch(cursors, context):
         checkpoint("ingest.batch")
         with transaction(factory) as session:
             record_batch(session, session.merge(row), batch, counts)
@@ -256,7 +312,7 @@ class InMemorySource:
         self.put_issue(replace(self.issues[issue_id], key=key, project=project))
 
     def fetch(
-        self, cursors: Mapping[str, str], known_issues: KnownIssues = _nothing_known
+        self, cursors: Mapping[str, str], context: SourceContext | None = None
     ) -> Iterator[SourceBatch]:
         start = int(cursors.get("log", "0"))
         end = len(self._log)

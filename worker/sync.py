@@ -29,6 +29,7 @@ from worker.progress import ProgressFn, no_progress
 from worker.sources import (
     EntrySource,
     IngestCounts,
+    StoreContext,
     ingest,
     load_cursors,
     record_batch,
@@ -169,7 +170,7 @@ def dry_run(
     with factory() as session:
         try:
             row = source_row(session, source.name, source.kind)
-            for batch in source.fetch(load_cursors(session, row)):  # nothing known: all read
+            for batch in source.fetch(load_cursors(session, row), StoreContext(factory, row.id)):
                 record_batch(session, row, batch, counts)
             refresh_statuses(session, client)
             session.flush()

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connectors.jira.client import JiraApi
 from connectors.jira.mapping import map_issue, map_worklog, parse_jira_datetime, worklog_key
 from worker.core.model import Issue, TimeEntry
-from worker.sources import BadEntry, KnownIssues, SourceBatch
+from worker.sources import BadEntry, SourceBatch, SourceContext
 from worker.store import SourceKind
 
 ISSUE_FIELDS = ("summary", "project", "labels", "issuetype", "updated")
@@ -106,7 +106,7 @@ class JiraSource:
     # --- the fetch ---------------------------------------------------------------------------
 
     def fetch(
-        self, cursors: Mapping[str, str], known_issues: KnownIssues = lambda ids: set()
+        self, cursors: Mapping[str, str], context: SourceContext | None = None
     ) -> Iterator[SourceBatch]:
         # The issues cursor is the newest `updated` Jira reported (its clock, not ours).
         self._newest_ms = int(cursors.get("issues", "0"))
@@ -121,14 +121,14 @@ class JiraSource:
                 yield SourceBatch(issues=tuple(page))
         yield SourceBatch(cursors={"issues": str(self._newest_ms)})
 
-        yield from self._worklog_batches(cursors, set(tagged), known_issues)
+        yield from self._worklog_batches(cursors, set(tagged), context or SourceContext())
         yield from self._deletion_batches(cursors)
 
     def _worklog_batches(
         self,
         cursors: Mapping[str, str],
         known: set[str],
-        known_issues: KnownIssues,
+        context: SourceContext,
     ) -> Iterator[SourceBatch]:
         previous = int(cursors.get("worklog_updated", "0"))
         since = max(0, previous - self.overlap_ms)
@@ -143,7 +143,7 @@ class JiraSource:
                 else:
                     bad.append(mapped)
             unknown = {e.issue_id for e in entries} - known
-            unknown -= known_issues(unknown) if unknown else set()
+            unknown -= context.known_issues(unknown) if unknown else set()
             issues = self._issues_by_id(sorted(unknown, key=_numeric)) if unknown else []
             known |= {e.issue_id for e in entries}
             previous = _cursor(page, previous)
