@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from connectors.github import GitHubApi, GitHubSource
 from connectors.jira import JiraApi, JiraSource
 from connectors.kukkingu import KukkinguClient
 from connectors.retry import RetryPolicy
-from worker.config import JiraSourceConfig, Settings
+from worker.config import GitHubSourceConfig, JiraSourceConfig, Settings
 
 
 def kukkingu_client(settings: Settings) -> KukkinguClient:
@@ -38,3 +39,12 @@ def jira_source(settings: Settings, config: JiraSourceConfig) -> JiraSource:
         jql_rules={i: rule.jql for i, rule in rules if rule.source == config.name and rule.jql},
         overlap_seconds=config.overlap_seconds,
     )
+
+
+def github_source(settings: Settings, config: GitHubSourceConfig) -> GitHubSource:
+    """The GitHub source for one configured host: the repos its rules name."""
+    api = GitHubApi(config.url, settings.secret(config.token_env))
+    repos = sorted(
+        {r for rule in settings.file.rules if rule.source == config.name for r in rule.repos}
+    )
+    return GitHubSource(config.name, api, repos=repos, zone=settings.timezone)

@@ -345,8 +345,14 @@ def _jira(settings: Any, config: Any) -> EntrySource:
     return jira_source(settings, config)
 
 
+def _github(settings: Any, config: Any) -> EntrySource:
+    from worker.clients import github_source  # deferred, like _jira
+
+    return github_source(settings, config)
+
+
 # The connectors, by source kind; tests may register stand-ins.
-FACTORIES: dict[str, SourceFactory] = {"jira": _jira}
+FACTORIES: dict[str, SourceFactory] = {"jira": _jira, "github": _github}
 
 
 def open_source(settings: Any, config: Any) -> EntrySource:

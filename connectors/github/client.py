@@ -1,0 +1,208 @@
+"""The GitHub REST calls billsync makes, through PyGithub's requester.
+
+PyGithub is configured once here: 100 items a page, **no** 0.25 s pause between requests
+(``seconds_between_requests=None``: billsync only reads), and ``retry=None``. Its default
+``GithubRetry`` would sleep until ``x-ratelimit-reset`` (up to an hour, silently) and does
+not retry 429 at all (sources.md B4). Instead, :meth:`GitHubApi.get` applies the project's
+retry table: 5xx and network errors are retried with backoff; 429, and 403 with
+``x-ratelimit-remaining: 0`` (primary limit) or ``retry-after`` (secondary limit), wait for
+``retry-after`` / ``x-ratelimit-reset`` when that is short, and otherwise raise
+:class:`GitHubRateLimited` carrying ``retry_after`` so the worker reschedules.
+
+Lists follow the ``Link`` header's absolute ``next`` URL, never a URL built here.
+Conditional requests: pass the ``etag`` of the last answer; a 304 (which GitHub does not
+count against the rate limit) comes back as ``status == 304`` with no data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from github import Auth, Github
+from pydantic import SecretStr
+from requests.utils import parse_header_links
+
+from connectors.retry import Attempt, GiveUp, RetryPolicy, Transport, decide, parse_retry_after
+from worker.errors import ConfigurationError, FatalError, RetryableError
+
+log = logging.getLogger("billsync.github")
+
+
+class GitHubRateLimited(RetryableError):
+    """A rate limit whose reset is too far away to wait for in the worker."""
+
+
+class GitHubUnavailable(RetryableError):
+    """5xx or network trouble that retries did not cure."""
+
+
+class GitHubConfigError(ConfigurationError):
+    """401, 403 without a rate limit, or a repository the token cannot see."""
+
+
+class GitHubBadResponse(FatalError):
+    """A 2xx answer that is not the JSON GitHub documents."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int  # 200 or 304
+    headers: Mapping[str, str]
+    data: Any
+
+
+def web_host(base_url: str) -> str:
+    """The host entry keys use: ``github.com`` for the public API, else the API's host."""
+    host = urlsplit(base_url).netloc
+    return "github.com" if host == "api.github.com" else host
+
+
+class GitHubApi:
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        *,
+        timeout: float = 30.0,
+        policy: RetryPolicy | None = None,
+        verify: bool | str = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.host = web_host(self.base_url)
+        self.policy = policy or RetryPolicy()
+        self.request_counts: dict[str, int] = {}
+        self._sleep = sleep
+        self._github = Github(
+            auth=Auth.Token(token.get_secret_value()),
+            base_url=self.base_url,
+            per_page=100,
+            timeout=int(timeout),
+            verify=verify,
+            retry=None,  # we retry (module docstring)
+            seconds_between_requests=None,  # no 0.25 s throttle: billsync only reads
+            seconds_between_writes=None,
+        )
+
+    def __repr__(self) -> str:
+        return f"GitHubApi({self.base_url!r})"
+
+    def close(self) -> None:
+        self._github.close()
+
+    def _attempt(self, number: int, status: int, headers: Mapping[str, str]) -> Attempt | None:
+        """The retry table's view of a non-2xx answer; None if it is not transient."""
+        now = datetime.now(UTC)
+        retry_after = parse_retry_after(headers.get("retry-after"), now)
+        limited = status == 429 or (
+            status == 403
+            and (headers.get("x-ratelimit-remaining") == "0" or retry_after is not None)
+        )
+        if limited:
+            if retry_after is None and headers.get("x-ratelimit-reset", "").isdigit():
+                retry_after = max(0.0, int(headers["x-ratelimit-reset"]) - now.timestamp() + 1)
+            return Attempt(number, True, status=429, retry_after=retry_after)
+        if status >= 500:
+            return Attempt(number, True, status=status)
+        return None
+
+    def get(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        etag: str | None = None,
+        route: str | None = None,
+    ) -> Answer:
+        """One GET with retries; ``path`` is relative to the API or an absolute Link URL."""
+        what = f"GET {route or path}"
+        headers = {"If-None-Match": etag} if etag else {}
+        number = 0
+        while True:
+            number += 1
+            self.request_counts[what] = self.request_counts.get(what, 0) + 1
+            try:
+                status, response_headers, body = self._github.requester.requestJson(
+                    "GET", path, dict(params) if params else None, headers
+                )
+            except requests.RequestException as exc:
+                attempt = Attempt(number, True, transport=Transport.SENT)
+                reason = f"could not be reached ({type(exc).__name__})"
+            else:
+                if status == 304:
+                    return Answer(304, response_headers, None)
+                if 200 <= status < 300:
+                    return Answer(status, response_headers, self._json(body, what, status))
+                transient = self._attempt(number, status, response_headers)
+                if transient is None:
+                    raise self._error(status, body, what)
+                attempt, reason = transient, f"answered {status}"
+            decision = decide(attempt, self.policy, random.random())  # noqa: S311 (jitter)
+            if isinstance(decision, GiveUp):
+                cls = GitHubRateLimited if attempt.status == 429 else GitHubUnavailable
+                raise cls(
+                    f"GitHub {self.host} {what} {reason} (after {number} tries)",
+                    retry_after=decision.retry_after,
+                )
+            log.info("github %s %s; retry %d in %.2f s", what, reason, number, decision.wait)
+            self._sleep(decision.wait)
+
+    def _json(self, body: str, what: str, status: int) -> Any:
+        try:
+            return json.loads(body) if body else None
+        except ValueError:
+            raise GitHubBadResponse(
+                f"GitHub {self.host} {what} answered {status} with a body that is not JSON"
+            ) from None
+
+    def _error(self, status: int, body: str, what: str) -> Exception:
+        try:
+            message = json.loads(body).get("message", "")
+        except (ValueError, AttributeError):
+            message = ""
+        text = f"GitHub {self.host} {what} answered {status}" + (f": {message}" if message else "")
+        if status in (401, 403):
+            return GitHubConfigError(text + " (check the source's token and its access)")
+        if status == 404:
+            return GitHubConfigError(text + " (no such repository, or the token cannot see it)")
+        return GitHubBadResponse(text)
+
+    def pages(
+        self, path: str, params: Mapping[str, Any], *, route: str | None = None
+    ) -> Iterator[list[Any]]:
+        """Every page of a list, following the ``Link`` header's ``next`` URL."""
+        url: str = path
+        query: Mapping[str, Any] | None = {**params, "per_page": 100}
+        seen: set[str] = set()
+        while True:
+            answer = self.get(url, query, route=route or path)
+            if not isinstance(answer.data, list):
+                raise GitHubBadResponse(f"GitHub {self.host} {route or path} did not answer a list")
+            yield answer.data
+            following = next_link(answer.headers)
+            if following is None:
+                return
+            if following in seen:
+                raise GitHubBadResponse(f"GitHub {self.host} {route or path} repeated a Link URL")
+            seen.add(following)
+            url, query = following, None
+
+
+def next_link(headers: Mapping[str, str]) -> str | None:
+    """The ``rel="next"`` URL of a ``Link`` header, if any."""
+    link = headers.get("link")
+    if not link:
+        return None
+    for item in parse_header_links(link):
+        if item.get("rel") == "next" and item.get("url"):
+            return str(item["url"])
+    return None

@@ -1,0 +1,216 @@
+"""The GitHub time source: ``/spend`` lines of issue and pull-request comments.
+
+Per configured repository, one fetch yields batches the sync records one transaction each
+(cursor included):
+
+1. **issues** (pull requests included) updated since the ``issues:<repo>`` cursor:
+   ``/repos/{o}/{r}/issues?state=all&sort=updated&direction=asc&since=``, for titles and
+   labels; the cursor moves after the last page;
+2. **comments** edited or written since the ``comments:<repo>`` cursor, repo-wide:
+   ``/repos/{o}/{r}/issues/comments?sort=updated&direction=asc&since=`` (sorted by
+   ``updated`` so edits are seen, which GitHub's default order by id would miss). Each
+   page is a batch whose cursor is the newest ``updated_at`` on it. A ``/spend`` line
+   removed from an edited comment is a deletion of that entry;
+3. **deletions**: GitHub has no deletion feed, so the comments of every issue with lines on
+   an open draft are listed again with ``If-None-Match``; a 304 (unchanged, and free of rate
+   limit) means nothing was deleted. Entries of the issue that no comment yields any more
+   are deleted. An issue that answers 404 (gone private, transferred away) is skipped:
+   invisible is not deleted.
+
+Every ``since`` re-reads ``overlap_seconds`` behind its cursor; cursors come from GitHub's
+own timestamps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connectors.github.client import GitHubApi, GitHubConfigError
+from connectors.github.mapping import (
+    comment_prefix,
+    issue_number,
+    map_comment,
+    map_issue,
+    parse_github_time,
+)
+from worker.core.model import Issue, TimeEntry
+from worker.sources import BadEntry, SourceBatch, SourceContext
+from worker.store import SourceKind
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GitHubSource:
+    """``EntrySource`` for one GitHub (or GitHub Enterprise) host."""
+
+    kind = SourceKind.GITHUB
+
+    def __init__(
+        self,
+        name: str,
+        api: GitHubApi,
+        *,
+        repos: list[str],
+        zone: ZoneInfo,
+        overlap_seconds: int = 120,
+    ) -> None:
+        self.name = name
+        self.api = api
+        self.repos = sorted(set(repos))
+        self.zone = zone
+        self.overlap = timedelta(seconds=overlap_seconds)
+
+    def _since(self, cursor: str | None) -> dict[str, str]:
+        moment = parse_github_time(cursor)
+        return {"since": _iso(moment - self.overlap)} if moment else {}
+
+    def fetch(
+        self, cursors: Mapping[str, str], context: SourceContext | None = None
+    ) -> Iterator[SourceBatch]:
+        context = context or SourceContext()
+        for repo in self.repos:
+            numbers: dict[int, str] = {}  # issue number -> stable id, as learnt this fetch
+            yield from self._issues(repo, cursors, numbers)
+            yield from self._comments(repo, cursors, numbers, context)
+            yield from self._relist_open(repo, cursors, context)
+
+    # --- 1. issues -------------------------------------------------------------------------
+
+    def _issues(
+        self, repo: str, cursors: Mapping[str, str], numbers: dict[int, str]
+    ) -> Iterator[SourceBatch]:
+        stream = f"issues:{repo}"
+        newest = cursors.get(stream)
+        params = {"state": "all", "sort": "updated", "direction": "asc", **self._since(newest)}
+        route = "/repos/{owner}/{repo}/issues"
+        for page in self.api.pages(f"/repos/{repo}/issues", params, route=route):
+            issues: list[Issue] = []
+            for raw in page:
+                issue = map_issue(self.name, repo, raw)
+                if issue is None:
+                    continue
+                issues.append(issue)
+                numbers[int(raw["number"])] = issue.issue_id
+                newest = _later(newest, raw.get("updated_at"))
+            yield SourceBatch(issues=tuple(issues))
+        if newest:
+            yield SourceBatch(cursors={stream: newest})
+
+    def _issue_ids(
+        self, repo: str, wanted: set[int], numbers: dict[int, str], context: SourceContext
+    ) -> list[Issue]:
+        """Stable ids for issue numbers: learnt this fetch, known to the store, or asked."""
+        missing = {n for n in wanted if n not in numbers}
+        if missing:
+            known = context.issue_ids_by_key([f"{repo}#{n}" for n in missing])
+            for key, issue_id in known.items():
+                numbers[int(key.rsplit("#", 1)[1])] = issue_id
+        found: list[Issue] = []
+        for number in sorted(n for n in wanted if n not in numbers):
+            answer = self.api.get(
+                f"/repos/{repo}/issues/{number}", route="/repos/{owner}/{repo}/issues/{number}"
+            )
+            issue = (
+                map_issue(self.name, repo, answer.data) if isinstance(answer.data, dict) else None
+            )
+            if issue is not None:
+                numbers[number] = issue.issue_id
+                found.append(issue)
+        return found
+
+    # --- 2. comments -------------------------------------------------------------------------
+
+    def _map(
+        self, repo: str, page: list[Any], numbers: dict[int, str], context: SourceContext
+    ) -> tuple[list[Issue], list[TimeEntry], list[BadEntry], list[str]]:
+        wanted = {n for raw in page if (n := issue_number(raw)) is not None}
+        issues = self._issue_ids(repo, wanted, numbers, context)
+        entries: list[TimeEntry] = []
+        bad: list[BadEntry] = []
+        removed: list[str] = []
+        for raw in page:
+            number = issue_number(raw)
+            issue_id = numbers.get(number) if number is not None else None
+            good, wrong = map_comment(self.api.host, self.name, issue_id, raw, self.zone)
+            entries += good
+            bad += wrong
+            if issue_id is not None and isinstance(raw.get("id"), int):
+                # /spend lines taken out of an edited comment: those entries are deleted
+                prefix = comment_prefix(self.api.host, raw["id"])
+                now = {e.key for e in good} | {b.key for b in wrong}
+                removed += sorted(
+                    k
+                    for k in context.active_entry_keys(issue_id)
+                    if k.startswith(prefix) and k not in now
+                )
+        return issues, entries, bad, removed
+
+    def _comments(
+        self, repo: str, cursors: Mapping[str, str], numbers: dict[int, str], context: SourceContext
+    ) -> Iterator[SourceBatch]:
+        stream = f"comments:{repo}"
+        newest = cursors.get(stream)
+        params = {"sort": "updated", "direction": "asc", **self._since(newest)}
+        route = "/repos/{owner}/{repo}/issues/comments"
+        for page in self.api.pages(f"/repos/{repo}/issues/comments", params, route=route):
+            issues, entries, bad, removed = self._map(repo, page, numbers, context)
+            for raw in page:
+                newest = _later(newest, raw.get("updated_at"))
+            yield SourceBatch(
+                issues=tuple(issues),
+                entries=tuple(entries),
+                bad=tuple(bad),
+                deleted=tuple(removed),
+                cursors={stream: newest} if newest else {},
+            )
+
+    # --- 3. deletions ---------------------------------------------------------------------------
+
+    def _relist_open(
+        self, repo: str, cursors: Mapping[str, str], context: SourceContext
+    ) -> Iterator[SourceBatch]:
+        for issue_id, key in context.open_issues():
+            if not key.startswith(f"{repo}#"):
+                continue
+            number = key.rsplit("#", 1)[1]
+            stream = f"etag:{issue_id}"
+            etag = cursors.get(stream)
+            path = f"/repos/{repo}/issues/{number}/comments"
+            route = "/repos/{owner}/{repo}/issues/{number}/comments"
+            try:
+                first = self.api.get(path, {"per_page": 100}, etag=etag, route=route)
+            except GitHubConfigError:
+                continue  # gone from view (404): invisible is not deleted
+            if first.status == 304:
+                continue
+            comments = list(first.data or [])
+            if len(comments) >= 100:  # more than a page: read the rest (no ETag shortcut)
+                comments = [c for page in self.api.pages(path, {}, route=route) for c in page]
+            present: set[str] = set()
+            entries: list[TimeEntry] = []
+            bad: list[BadEntry] = []
+            for raw in comments:
+                good, wrong = map_comment(self.api.host, self.name, issue_id, raw, self.zone)
+                entries += good
+                bad += wrong
+                present |= {e.key for e in good} | {b.key for b in wrong}
+            deleted = sorted(context.active_entry_keys(issue_id) - present)
+            new_etag = first.headers.get("etag")
+            yield SourceBatch(
+                entries=tuple(entries),
+                bad=tuple(bad),
+                deleted=tuple(deleted),
+                cursors={stream: new_etag} if new_etag and len(comments) < 100 else {},
+            )
+
+
+def _later(current: str | None, candidate: object) -> str | None:
+    """The later of two GitHub timestamps (ISO strings in UTC compare as text)."""
+    if not isinstance(candidate, str) or parse_github_time(candidate) is None:
+        return current
+    return candidate if current is None or candidate > current else current
