@@ -55,6 +55,11 @@ def admin(base: str, method: str, path: str, **kwargs: object) -> dict[str, obje
 def test_jira_to_kukkingu_then_one_edit(tmp_path: Path, sandbox: RunningSandbox) -> None:
     config = str(config_for(tmp_path, sandbox))
     run("-c", config, "db", "upgrade")
+    # the dry run reads the real source in its own (rolled back) transaction
+    plan = run("-c", config, "sync", "--dry-run")
+    assert "source jira-demo: 250 entries read (250 new" in plan
+    assert plan.rstrip().endswith("dry run: nothing was written")
+    assert writes(dict(sandbox.kukkingu_app.requests.snapshot())) == {}
     out = run("-c", config, "sync")
     assert out.startswith("jira-demo: 250 entries read;")
     info = sandbox.info()["kukkingu"]

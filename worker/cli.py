@@ -178,6 +178,8 @@ def sync_command(state: _State, source_name: str | None, dry_run: bool) -> None:
 
 def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
     """Sync (or plan) each named source in turn; True when one of them failed."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from worker.errors import BillsyncError
     from worker.progress import terminal_progress
     from worker.report import plan_lines, summary
@@ -204,6 +206,11 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
                 except BillsyncError as exc:
                     failed = True
                     click.echo(f"error: {name}: {exc}", err=True)
+                except SQLAlchemyError as exc:
+                    failed = True
+                    logging.getLogger("billsync.cli").debug("state store error", exc_info=True)
+                    reason = getattr(exc, "orig", None) or exc
+                    click.echo(f"error: {name}: the state store failed: {reason}", err=True)
     finally:
         engine.dispose()
     return failed

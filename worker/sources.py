@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -76,11 +77,28 @@ class SourceContext:
 
 
 class StoreContext(SourceContext):
-    """The answers, from the state store."""
+    """The answers, from the state store: through new sessions of ``factory``, or through
+    one open ``session`` (a dry run reads inside its own transaction, which on SQLite holds
+    the write lock another session would wait for)."""
 
-    def __init__(self, factory: sessionmaker[Session], source_id: int) -> None:
-        self.factory = factory
+    def __init__(
+        self,
+        factory: sessionmaker[Session] | None,
+        source_id: int,
+        *,
+        session: Session | None = None,
+    ) -> None:
+        if (factory is None) == (session is None):
+            raise ValueError("give a session factory or an open session")
+        self._factory = factory
+        self._session = session
         self.source_id = source_id
+
+    def factory(self) -> AbstractContextManager[Session]:
+        if self._session is not None:
+            return nullcontext(self._session)
+        assert self._factory is not None
+        return self._factory()
 
     def known_issues(self, ids: Collection[str]) -> set[str]:
         with self.factory() as session:

@@ -170,7 +170,8 @@ def dry_run(
     with factory() as session:
         try:
             row = source_row(session, source.name, source.kind)
-            for batch in source.fetch(load_cursors(session, row), StoreContext(factory, row.id)):
+            context = StoreContext(None, row.id, session=session)
+            for batch in source.fetch(load_cursors(session, row), context):
                 record_batch(session, row, batch, counts)
             refresh_statuses(session, client)
             session.flush()
