@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.github import GITHUB_NOW, RunningGitHub, running_github
 from tests.support.jira import JIRA_NOW, RunningJira, running_jira
 from tests.support.kukkingu import RunningKukkingu, running_kukkingu
 from tests.support.postgres import INSTALL_HINT, Cluster, ClusterError, find_bindir
@@ -90,3 +91,17 @@ def jira(jira_module: RunningJira) -> RunningJira:
     """The module's Jira sandbox, reset to its freshly seeded state (clock back at JIRA_NOW)."""
     jira_module.reset()
     return jira_module
+
+
+@pytest.fixture(scope="module")
+def github_module() -> Iterator[RunningGitHub]:
+    """One GitHub sandbox per test module, its clock frozen at GITHUB_NOW (demo data before it)."""
+    with running_github(now=GITHUB_NOW) as running:
+        yield running
+
+
+@pytest.fixture
+def github(github_module: RunningGitHub) -> RunningGitHub:
+    """The module's GitHub sandbox, reset to its freshly seeded state (clock at GITHUB_NOW)."""
+    github_module.reset()
+    return github_module

@@ -1,0 +1,351 @@
+"""The GitHub sandbox's ``/_sandbox/...`` control endpoints: the shared ones (requests, faults,
+reset, info; see :mod:`sandbox.common.admin`) plus the clock, data changes and budgets.
+
+Loopback only, never counted, never faulted, no ``x-ratelimit-*``. Answers are
+``{"data": ...}``; errors ``{"error": code, "message": text}``::
+
+    GET    /_sandbox/clock                 {"data": {"now", "epoch", "frozen"}}
+    POST   /_sandbox/clock                 {"now": iso} freeze at | {"advance": s} | {"real": true}
+    POST   /_sandbox/users                 {"login", "name"?, "type"?, "email"?, "token"?}
+    POST   /_sandbox/repos                 {"owner", "name", "private"?, "description"?,
+                                            "members"?}
+    POST   /_sandbox/issues                {"repo": "o/r", "title", "body"?, "labels"?,
+                                            "is_pr"?, "user"?, "created_at"?}
+    PATCH  /_sandbox/issues/{o}/{r}/{n}    {"title"?, "body"?, "labels"?, "state"?, "user"?}
+    POST   /_sandbox/comments              {"repo", "issue", "body", "user"?, "created_at"?}
+    PATCH  /_sandbox/comments/{id}         {"body"}: updated_at moves, the issue's does not
+    DELETE /_sandbox/comments/{id}         204: gone everywhere, no trace
+    GET    /_sandbox/budget                {"data": {"status", "budgets": {bucket: rate}}}
+    POST   /_sandbox/budget                {"login"? | "token"? | "address"?, "limit"?,
+                                            "remaining"?, "used"?, "reset"?, "status"?}
+
+``user`` defaults to the demo user; times default to the sandbox clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app, describe_plainly
+from sandbox.github.render import rate_json, timestamp
+from sandbox.github.seed import DEMO_LOGIN
+from sandbox.github.state import Comment, GitHubState, Invalid, Issue, NotFound, Rate, Repo
+
+if TYPE_CHECKING:
+    from sandbox.github.app import GitHubApp
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ClockChange(_Body):
+    now: AwareDatetime | None = None
+    advance: float | None = None
+    real: bool | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ClockChange:
+        given = [v for v in (self.now, self.advance, self.real) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of now, advance, real")
+        return self
+
+
+class UserCreate(_Body):
+    login: str = Field(min_length=1)
+    name: str | None = None
+    type: Literal["User", "Organization"] = "User"
+    email: str | None = None
+    token: str | None = None
+
+
+class RepoCreate(_Body):
+    owner: str
+    name: str = Field(min_length=1)
+    private: bool = False
+    description: str = ""
+    members: list[str] = Field(default_factory=list)
+
+
+class IssueCreate(_Body):
+    repo: str
+    title: str = Field(min_length=1)
+    body: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    is_pr: bool = False
+    user: str = DEMO_LOGIN
+    created_at: AwareDatetime | None = None
+
+
+class IssuePatch(_Body):
+    title: str | None = Field(default=None, min_length=1)
+    body: str | None = None
+    labels: list[str] | None = None
+    state: Literal["open", "closed"] | None = None
+    user: str = DEMO_LOGIN
+
+
+class CommentCreate(_Body):
+    repo: str
+    issue: int
+    body: str
+    user: str = DEMO_LOGIN
+    created_at: AwareDatetime | None = None
+
+
+class CommentEdit(_Body):
+    body: str
+
+
+class BudgetChange(_Body):
+    login: str | None = None
+    token: str | None = None
+    address: str | None = None
+    limit: int | None = Field(default=None, ge=0)
+    remaining: int | None = Field(default=None, ge=0)
+    used: int | None = Field(default=None, ge=0)
+    reset: int | None = None
+    status: Literal[403, 429] | None = None
+
+    @model_validator(mode="after")
+    def _one_caller(self) -> BudgetChange:
+        if sum(v is not None for v in (self.login, self.token, self.address)) > 1:
+            raise ValueError("give at most one of login, token, address")
+        return self
+
+
+BodyT = TypeVar("BodyT", bound=_Body)
+
+
+class _AdminError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+async def _parse(request: Request, model: type[BodyT]) -> BodyT:
+    raw = await request.body()
+    try:
+        json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _AdminError(400, "BadRequest", f"body: is not valid JSON ({exc})") from None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _AdminError(400, "BadRequest", describe_plainly(exc)) from None
+
+
+def repo_json(repo: Repo) -> dict[str, Any]:
+    return {
+        "id": repo.id,
+        "full_name": repo.full_name,
+        "private": repo.private,
+        "description": repo.description,
+        "members": sorted(repo.members),
+    }
+
+
+def issue_json(repo: Repo, issue: Issue) -> dict[str, Any]:
+    return {
+        "id": issue.id,
+        "repo": repo.full_name,
+        "number": issue.number,
+        "title": issue.title,
+        "labels": list(issue.labels),
+        "state": issue.state,
+        "is_pr": issue.is_pr,
+        "user": issue.user,
+        "created_at": timestamp(issue.created),
+        "updated_at": timestamp(issue.updated),
+        "closed_at": timestamp(issue.closed),
+    }
+
+
+def comment_json(state: GitHubState, comment: Comment) -> dict[str, Any]:
+    repo = state.repo_by_id(comment.repo_id)
+    return {
+        "id": comment.id,
+        "repo": repo.full_name if repo is not None else None,
+        "issue": comment.issue_number,
+        "user": comment.user,
+        "body": comment.body,
+        "created_at": timestamp(comment.created),
+        "updated_at": timestamp(comment.updated),
+    }
+
+
+def _rate(rate: Rate) -> dict[str, int]:
+    return rate_json(rate)
+
+
+def create_github_admin_app(app: GitHubApp) -> ASGIApp:
+    state = app.state
+
+    def ok(data: Any) -> JSONResponse:
+        return JSONResponse({"data": data})
+
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except _AdminError as exc:
+                return admin_error(exc.status, exc.code, exc.message)
+            except NotFound as exc:
+                return admin_error(404, "NotFound", str(exc))
+            except Invalid as exc:
+                return admin_error(400, "BadRequest", str(exc))
+
+        return run
+
+    def _comment_id(request: Request) -> int:
+        raw = request.path_params["comment_id"]
+        if not raw.isdigit():
+            raise _AdminError(404, "NotFound", f"comment {raw} does not exist")
+        return int(raw)
+
+    async def get_clock(request: Request) -> Response:
+        return ok(state.clock.to_json())
+
+    async def post_clock(request: Request) -> Response:
+        change = await _parse(request, ClockChange)
+        if change.now is not None:
+            state.clock.set(change.now)
+        elif change.advance is not None:
+            state.clock.advance(change.advance)
+        else:
+            state.clock.release()
+        return ok(state.clock.to_json())
+
+    async def add_user(request: Request) -> Response:
+        body = await _parse(request, UserCreate)
+        account = state.add_account(
+            body.login,
+            name=body.name,
+            type=body.type,
+            email=body.email,
+            tokens=(body.token,) if body.token else (),
+        )
+        return ok({"id": account.id, "login": account.login, "type": account.type})
+
+    async def add_repo(request: Request) -> Response:
+        body = await _parse(request, RepoCreate)
+        repo = state.add_repo(
+            body.owner,
+            body.name,
+            private=body.private,
+            description=body.description,
+            members=body.members,
+        )
+        return ok(repo_json(repo))
+
+    async def add_issue(request: Request) -> Response:
+        body = await _parse(request, IssueCreate)
+        issue = state.add_issue(
+            body.repo,
+            title=body.title,
+            user=body.user,
+            body=body.body,
+            labels=body.labels,
+            is_pr=body.is_pr,
+            created=body.created_at,
+        )
+        return ok(issue_json(state.repo(body.repo), issue))
+
+    async def patch_issue(request: Request) -> Response:
+        body = await _parse(request, IssuePatch)
+        params = request.path_params
+        repo_name = f"{params['owner']}/{params['repo']}"
+        number = params["number"]
+        issue = state.update_issue(
+            repo_name,
+            number,
+            title=body.title,
+            body=body.body,
+            labels=body.labels,
+            state=body.state,
+            by=body.user,
+        )
+        return ok(issue_json(state.repo(repo_name), issue))
+
+    async def add_comment(request: Request) -> Response:
+        body = await _parse(request, CommentCreate)
+        comment = state.add_comment(
+            body.repo, body.issue, user=body.user, body=body.body, created=body.created_at
+        )
+        return ok(comment_json(state, comment))
+
+    async def edit_comment(request: Request) -> Response:
+        comment_id = _comment_id(request)
+        body = await _parse(request, CommentEdit)
+        return ok(comment_json(state, state.edit_comment(comment_id, body=body.body)))
+
+    async def delete_comment(request: Request) -> Response:
+        state.delete_comment(_comment_id(request))
+        return Response(status_code=204)
+
+    def budgets_json() -> dict[str, Any]:
+        return {
+            "status": state.limit_status,
+            "budgets": {bucket: _rate(rate) for bucket, rate in state.budgets().items()},
+        }
+
+    async def get_budget(request: Request) -> Response:
+        return ok(budgets_json())
+
+    async def post_budget(request: Request) -> Response:
+        body = await _parse(request, BudgetChange)
+        if body.address is not None:
+            bucket = state.address_bucket(body.address)
+        elif body.token is not None:
+            account = state.authenticate(body.token)
+            if account is None:
+                raise _AdminError(404, "NotFound", "no user has that token")
+            bucket = state.user_bucket(account.login)
+        else:
+            bucket = state.user_bucket(state.account(body.login or DEMO_LOGIN).login)
+        rate = state.set_budget(
+            bucket, limit=body.limit, remaining=body.remaining, used=body.used, reset=body.reset
+        )
+        if body.status is not None:
+            state.limit_status = body.status
+        return ok({"bucket": bucket, "status": state.limit_status, **_rate(rate)})
+
+    prefix = ADMIN_PREFIX
+    routes: list[BaseRoute] = [
+        Route(f"{prefix}/clock", guarded(get_clock), methods=["GET"]),
+        Route(f"{prefix}/clock", guarded(post_clock), methods=["POST"]),
+        Route(f"{prefix}/users", guarded(add_user), methods=["POST"]),
+        Route(f"{prefix}/repos", guarded(add_repo), methods=["POST"]),
+        Route(f"{prefix}/issues", guarded(add_issue), methods=["POST"]),
+        Route(
+            f"{prefix}/issues/{{owner}}/{{repo}}/{{number:int}}",
+            guarded(patch_issue),
+            methods=["PATCH"],
+        ),
+        Route(f"{prefix}/comments", guarded(add_comment), methods=["POST"]),
+        Route(f"{prefix}/comments/{{comment_id}}", guarded(edit_comment), methods=["PATCH"]),
+        Route(f"{prefix}/comments/{{comment_id}}", guarded(delete_comment), methods=["DELETE"]),
+        Route(f"{prefix}/budget", guarded(get_budget), methods=["GET"]),
+        Route(f"{prefix}/budget", guarded(post_budget), methods=["POST"]),
+    ]
+    return create_admin_app(
+        plan=app.faults,
+        counter=app.requests,
+        reset=app.reset,
+        info=app.info_json,
+        extra_routes=routes,
+    )
+
+
+__all__ = ["create_github_admin_app"]
