@@ -48,6 +48,10 @@ class SandboxClock:
         """Now in whole UTC epoch seconds."""
         return int(self.now().timestamp())
 
+    def now_ms(self) -> int:
+        """Now in UTC epoch milliseconds (Jira's unit)."""
+        return int(self.now().timestamp() * 1000)
+
     @property
     def frozen(self) -> bool:
         return self._frozen is not None
@@ -78,4 +82,9 @@ class SandboxClock:
 
     def to_json(self) -> dict[str, Any]:
         now = self.now()
-        return {"now": iso_z(now), "epoch": int(now.timestamp()), "frozen": self.frozen}
+        return {
+            "now": iso_z(now),
+            "nowMs": int(now.timestamp() * 1000),
+            "epoch": int(now.timestamp()),
+            "frozen": self.frozen,
+        }

@@ -12,6 +12,7 @@ JSON shapes), ``app`` (routes, auth, paging), ``admin`` (``/_sandbox`` control e
 (a throwaway CA for HTTPS).
 """
 
+from sandbox.common.clock import SandboxClock
 from sandbox.jira.app import JiraApp, create_app
 from sandbox.jira.dataset import Dataset, generate
 from sandbox.jira.seed import (
@@ -22,7 +23,7 @@ from sandbox.jira.seed import (
     JiraSeedInfo,
     seed_demo,
 )
-from sandbox.jira.state import JiraState, SandboxClock
+from sandbox.jira.state import JiraState
 
 __all__ = [
     "DEMO_ACCOUNT_ID",

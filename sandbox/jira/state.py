@@ -10,10 +10,12 @@ is an aware datetime. Every change sets the touched issue's ``updated`` (and a w
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
+
+from sandbox.common.clock import SandboxClock
 
 FIRST_ID = 10000
 
@@ -30,66 +32,6 @@ def to_ms(moment: datetime) -> int:
 
 def from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-class SandboxClock:
-    """The sandbox's notion of "now": the real clock, unless frozen or shifted.
-
-    ``set(moment)`` freezes the clock at ``moment``; ``advance(seconds)`` moves a frozen clock,
-    or shifts a running one; ``release()`` goes back to the real clock.
-    """
-
-    def __init__(self, frozen_at: datetime | None = None, real: Callable[[], datetime] = utcnow):
-        self._real = real
-        self._lock = threading.Lock()
-        self._initial = frozen_at
-        self._frozen = frozen_at
-        self._offset = timedelta()
-
-    def now(self) -> datetime:
-        with self._lock:
-            if self._frozen is not None:
-                return self._frozen
-            return self._real() + self._offset
-
-    def now_ms(self) -> int:
-        return to_ms(self.now())
-
-    @property
-    def frozen(self) -> bool:
-        return self._frozen is not None
-
-    def set(self, moment: datetime) -> None:
-        to_ms(moment)  # refuses naive datetimes
-        with self._lock:
-            self._frozen = moment.astimezone(UTC)
-            self._offset = timedelta()
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            if self._frozen is not None:
-                self._frozen += timedelta(seconds=seconds)
-            else:
-                self._offset += timedelta(seconds=seconds)
-
-    def release(self) -> None:
-        with self._lock:
-            self._frozen = None
-            self._offset = timedelta()
-
-    def restore(self) -> None:
-        """Back to how the clock was created (frozen at the same instant, or real)."""
-        with self._lock:
-            self._frozen = self._initial
-            self._offset = timedelta()
-
-    def to_json(self) -> dict[str, Any]:
-        now = self.now()
-        return {
-            "now": now.isoformat().replace("+00:00", "Z"),
-            "nowMs": to_ms(now),
-            "frozen": self.frozen,
-        }
 
 
 @dataclass(slots=True)

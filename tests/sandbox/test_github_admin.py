@@ -37,6 +37,7 @@ def test_info_names_the_credentials_and_data(github):
 def test_clock_freeze_advance_and_real(github):
     assert github.clock() == {
         "now": "2026-11-20T09:00:00Z",
+        "nowMs": int(GITHUB_NOW.timestamp()) * 1000,
         "epoch": int(GITHUB_NOW.timestamp()),
         "frozen": True,
     }

@@ -34,6 +34,7 @@ def test_clock_can_be_read_frozen_advanced_and_released(bare):
     assert bare.get("/_sandbox/clock").json()["data"] == {
         "now": "2026-11-20T09:00:00Z",
         "nowMs": NOW_MS,
+        "epoch": NOW_MS // 1000,
         "frozen": True,
     }
     moved = bare.post("/_sandbox/clock", json={"advance": 90.5}).json()["data"]
