@@ -1,7 +1,8 @@
 """Start the sandbox services together, as ``billsync sandbox`` and the demo do.
 
 Each service listens on its own fixed, documented default port on 127.0.0.1 so that
-``examples/sandbox.toml`` works without edits (Kukkingu 8730, Jira 8731); ``--info FILE``
+``examples/sandbox.toml`` works without edits (Kukkingu 8730, Jira 8731, GitHub 8732);
+``--info FILE``
 writes what a script needs (base URLs, credentials, tenant and contract ids) as JSON.
 """
 
@@ -16,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox.github.app import GitHubApp
+from sandbox.github.app import create_app as create_github_app
+from sandbox.github.state import GitHubState
 from sandbox.jira.app import JiraApp
 from sandbox.jira.app import create_app as create_jira_app
 from sandbox.jira.state import JiraState
@@ -25,6 +29,7 @@ from sandbox.server import ServerThread
 DEFAULT_HOST = "127.0.0.1"
 KUKKINGU_PORT = 8730
 JIRA_PORT = 8731
+GITHUB_PORT = 8732
 
 
 class SandboxStartError(RuntimeError):
@@ -39,6 +44,8 @@ class RunningSandbox:
     kukkingu: ServerThread
     jira_app: JiraApp
     jira: ServerThread
+    github_app: GitHubApp
+    github: ServerThread
     extra: dict[str, Any] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
@@ -55,13 +62,20 @@ class RunningSandbox:
                 "adminUrl": f"{self.jira.url}/_sandbox",
                 **self.jira_app.info_json(),
             },
+            "github": {
+                "baseUrl": self.github.url,
+                "adminUrl": f"{self.github.url}/_sandbox",
+                **self.github_app.info_json(),
+            },
             **self.extra,
         }
 
 
-def _serve(stack: ExitStack, app: Any, name: str, host: str, port: int) -> ServerThread:
+def _serve(
+    stack: ExitStack, app: Any, name: str, host: str, port: int, *, date_header: bool = True
+) -> ServerThread:
     try:
-        server = ServerThread(app, host=host, port=port)
+        server = ServerThread(app, host=host, port=port, date_header=date_header)
     except OSError as exc:
         raise SandboxStartError(
             f"the {name} sandbox cannot listen on {host}:{port} ({exc.strerror}); "
@@ -76,6 +90,7 @@ def start_sandbox(
     *,
     kukkingu_port: int = KUKKINGU_PORT,
     jira_port: int = JIRA_PORT,
+    github_port: int = GITHUB_PORT,
     seed: int = 0,
 ) -> Iterator[RunningSandbox]:
     """Serve every sandbox API until the block ends. Port 0 picks a free port."""
@@ -84,7 +99,9 @@ def start_sandbox(
         kukkingu = _serve(stack, kukkingu_app, "kukkingu", host, kukkingu_port)
         jira_app = create_jira_app(JiraState())
         jira = _serve(stack, jira_app, "jira", host, jira_port)
-        yield RunningSandbox(kukkingu_app, kukkingu, jira_app, jira)
+        github_app = create_github_app(GitHubState())
+        github = _serve(stack, github_app, "github", host, github_port, date_header=False)
+        yield RunningSandbox(kukkingu_app, kukkingu, jira_app, jira, github_app, github)
 
 
 def write_info(path: Path, info: dict[str, Any]) -> None:

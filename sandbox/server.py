@@ -40,6 +40,7 @@ class ServerThread:
         port: int = 0,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        date_header: bool = True,
     ) -> None:
         self.host = host
         self._tls = ssl_certfile is not None
@@ -52,6 +53,8 @@ class ServerThread:
             access_log=False,
             ssl_certfile=ssl_certfile,
             ssl_keyfile=ssl_keyfile,
+            # A sandbox with its own clock sends its own Date (date_header=False).
+            date_header=date_header,
             # An idle keep-alive client must never hold a stop() hostage.
             timeout_graceful_shutdown=5,
         )

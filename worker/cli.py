@@ -19,6 +19,7 @@ import httpx
 
 from sandbox.main import (
     DEFAULT_HOST,
+    GITHUB_PORT,
     JIRA_PORT,
     KUKKINGU_PORT,
     SandboxStartError,
@@ -234,6 +235,7 @@ def _wait_for_signal() -> None:
     "--kukkingu-port", default=KUKKINGU_PORT, show_default=True, help="0 picks a free port."
 )
 @click.option("--jira-port", default=JIRA_PORT, show_default=True, help="0 picks a free port.")
+@click.option("--github-port", default=GITHUB_PORT, show_default=True, help="0 picks a free port.")
 @click.option("--seed", default=0, show_default=True, help="Seed for generated ids.")
 @click.option(
     "--info",
@@ -242,12 +244,21 @@ def _wait_for_signal() -> None:
     help="Write base URLs, credentials, tenant and contract ids as JSON to this file.",
 )
 def sandbox_command(
-    host: str, kukkingu_port: int, jira_port: int, seed: int, info_path: Path | None
+    host: str,
+    kukkingu_port: int,
+    jira_port: int,
+    github_port: int,
+    seed: int,
+    info_path: Path | None,
 ) -> None:
-    """Serve the sandbox APIs (Kukkingu, Jira) with demo data until interrupted."""
+    """Serve the sandbox APIs (Kukkingu, Jira, GitHub) with demo data until interrupted."""
     try:
         with start_sandbox(
-            host, kukkingu_port=kukkingu_port, jira_port=jira_port, seed=seed
+            host,
+            kukkingu_port=kukkingu_port,
+            jira_port=jira_port,
+            github_port=github_port,
+            seed=seed,
         ) as running:
             info = running.info()
             if info_path is not None:
@@ -272,6 +283,11 @@ def _print_sandbox(info: dict[str, Any], info_path: Path | None) -> None:
     click.echo(f"  login           {jira['email']} / {jira['apiToken']}   (public sandbox values)")
     click.echo(f"  projects        {', '.join(sorted(jira['projects']))}")
     click.echo(f"  admin           {jira['adminUrl']}/worklogs | /issues | /clock | /faults")
+    github = info["github"]
+    click.echo(f"GitHub sandbox    {github['baseUrl']}")
+    click.echo(f"  token           {github['token']}   (public sandbox value)")
+    click.echo(f"  repos           {', '.join(sorted(github['repos']))}")
+    click.echo(f"  admin           {github['adminUrl']}/comments | /issues | /budget | /faults")
     if info_path is not None:
         click.echo(f"Info written to {info_path}")
 
@@ -298,12 +314,13 @@ def demo_command(state: _State, wait: bool) -> None:
         state.config = str(DEMO_CONFIG)
     settings = state.settings()
     kukkingu_port = _demo_port(settings.file.kukkingu.base_url, "kukkingu.base_url")
-    jira_port = JIRA_PORT
+    ports = {"jira": JIRA_PORT, "github": GITHUB_PORT}
     for source in settings.file.sources:
-        if source.kind == "jira":
-            jira_port = _demo_port(source.url, f"source {source.name}'s url")
+        ports[source.kind] = _demo_port(source.url, f"source {source.name}'s url")
     try:
-        with start_sandbox(kukkingu_port=kukkingu_port, jira_port=jira_port) as running:
+        with start_sandbox(
+            kukkingu_port=kukkingu_port, jira_port=ports["jira"], github_port=ports["github"]
+        ) as running:
             _print_sandbox(running.info(), None)
             upgrade(settings.state_url)
             click.echo(f"State store       {_safe_url(settings.state_url)} (migrated)")
@@ -319,8 +336,8 @@ def demo_command(state: _State, wait: bool) -> None:
                         f"{len(lines):>3} lines {amount:>16}"
                     )
             click.echo(f"Next: `billsync -c {settings.path} sync --dry-run` shows what a sync")
-            click.echo("      would do; change worklogs through the Jira sandbox's admin path")
-            click.echo("      (docs/sandbox-jira.md) and sync again.")
+            click.echo("      would do; change worklogs or comments through the sandboxes' admin")
+            click.echo("      paths (docs/sandbox-jira.md, docs/sandbox-github.md), sync again.")
             if failed:
                 raise click.ClickException("the demo sync failed (see above)")
             if wait:

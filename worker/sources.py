@@ -132,7 +132,7 @@ class StoreContext(SourceContext):
                     SourceIssue.source_id == self.source_id, SourceIssue.external_id.in_(ids)
                 )
             )
-            return sorted(rows.tuples())
+            return sorted((str(issue_id), str(key)) for issue_id, key in rows)
 
     def active_entry_keys(self, issue_id: str) -> set[str]:
         with self.factory() as session:

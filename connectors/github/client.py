@@ -16,6 +16,7 @@ count against the rate limit) comes back as ``status == 304`` with no data.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import random
@@ -100,8 +101,11 @@ class GitHubApi:
         self._github.close()
 
     def _attempt(self, number: int, status: int, headers: Mapping[str, str]) -> Attempt | None:
-        """The retry table's view of a non-2xx answer; None if it is not transient."""
-        now = datetime.now(UTC)
+        """The retry table's view of a non-2xx answer; None if it is not transient.
+
+        ``x-ratelimit-reset`` is GitHub's clock, so the wait is measured from the answer's
+        ``Date`` (also GitHub's clock); billsync's own clock is only the fallback."""
+        now = _server_time(headers) or datetime.now(UTC)
         retry_after = parse_retry_after(headers.get("retry-after"), now)
         limited = status == 429 or (
             status == 403
@@ -195,6 +199,13 @@ class GitHubApi:
                 raise GitHubBadResponse(f"GitHub {self.host} {route or path} repeated a Link URL")
             seen.add(following)
             url, query = following, None
+
+
+def _server_time(headers: Mapping[str, str]) -> datetime | None:
+    try:
+        return email.utils.parsedate_to_datetime(headers.get("date", ""))
+    except (TypeError, ValueError):
+        return None
 
 
 def next_link(headers: Mapping[str, str]) -> str | None:

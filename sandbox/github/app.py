@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextvars
+import email.utils
 import hashlib
 import itertools
 import json
@@ -625,6 +626,8 @@ class GitHubApp:
             "x-ratelimit-reset": str(rate.reset),
             "x-ratelimit-used": str(rate.used),
             "x-ratelimit-resource": "core",
+            # GitHub's Date is GitHub's clock: clients compare x-ratelimit-reset with it.
+            "date": email.utils.format_datetime(self.state.clock.now(), usegmt=True),
             "access-control-expose-headers": (
                 "ETag, Link, Location, Retry-After, X-GitHub-OTP, X-RateLimit-Limit, "
                 "X-RateLimit-Remaining, X-RateLimit-Used, X-RateLimit-Resource, "

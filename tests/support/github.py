@@ -163,5 +163,5 @@ def running_github(
     *, now: datetime | None = None, seed: Seeder | None = seed_demo
 ) -> Iterator[RunningGitHub]:
     app = create_app(GitHubState(now=now), seed=seed)
-    with ServerThread(app) as server:
+    with ServerThread(app, date_header=False) as server:  # the app sends its clock's Date
         yield RunningGitHub(app, server)

@@ -37,7 +37,18 @@ def wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 20.0) 
 def test_sandbox_writes_info_serves_the_api_and_stops_on_sigterm(tmp_path: Path) -> None:
     info_path = tmp_path / "info" / "sandbox.json"
     process = subprocess.Popen(
-        [BILLSYNC, "sandbox", "--kukkingu-port", "0", "--jira-port", "0", "--info", str(info_path)],
+        [
+            BILLSYNC,
+            "sandbox",
+            "--kukkingu-port",
+            "0",
+            "--jira-port",
+            "0",
+            "--github-port",
+            "0",
+            "--info",
+            str(info_path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -64,7 +75,16 @@ def test_sandbox_on_a_taken_port_says_so(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [BILLSYNC, "sandbox", "--kukkingu-port", str(port), "--jira-port", "0"],
+            [
+                BILLSYNC,
+                "sandbox",
+                "--kukkingu-port",
+                str(port),
+                "--jira-port",
+                "0",
+                "--github-port",
+                "0",
+            ],
             capture_output=True,
             text=True,
             timeout=30,
@@ -79,6 +99,7 @@ def test_demo_sets_up_and_reaches_the_sandbox(tmp_path: Path) -> None:
     config = (ROOT / "examples" / "sandbox.toml").read_text()
     config = config.replace("127.0.0.1:8730", f"127.0.0.1:{free_port()}")
     config = config.replace("127.0.0.1:8731", f"127.0.0.1:{free_port()}")
+    config = config.replace("127.0.0.1:8732", f"127.0.0.1:{free_port()}")
     config = config.replace('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"')
     (tmp_path / "billsync.toml").write_text(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
@@ -94,6 +115,7 @@ def test_demo_sets_up_and_reaches_the_sandbox(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "State store       sqlite:///billsync-demo.db (migrated)" in result.stdout
     assert "jira-demo: 250 entries read;" in result.stdout
+    assert "github-demo: " in result.stdout
     assert "ctr_demoacmeretainer00000001-2026-11-1" in result.stdout
     assert (tmp_path / "billsync-demo.db").exists()
 
