@@ -6,6 +6,8 @@ set -euo pipefail
 missing=()
 # PostgreSQL server binaries (initdb, pg_ctl): the PostgreSQL tests start a throwaway cluster.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# redis-server: the worker tests start a throwaway Redis (the Celery broker and the locks).
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -17,6 +17,7 @@ from tests.support.github import GITHUB_NOW, RunningGitHub, running_github
 from tests.support.jira import JIRA_NOW, RunningJira, running_jira
 from tests.support.kukkingu import RunningKukkingu, running_kukkingu
 from tests.support.postgres import INSTALL_HINT, Cluster, ClusterError, find_bindir
+from tests.support.redis import RedisServer
 
 TEST_DATABASE = "billsync_test"
 
@@ -105,3 +106,18 @@ def github(github_module: RunningGitHub) -> RunningGitHub:
     """The module's GitHub sandbox, reset to its freshly seeded state (clock at GITHUB_NOW)."""
     github_module.reset()
     return github_module
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway redis-server (AOF on) for the session; never a shared or fake Redis."""
+    server = RedisServer()
+    try:
+        server.start()
+    except RuntimeError as error:
+        server.close()
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.close()

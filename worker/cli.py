@@ -217,6 +217,76 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
     return failed
 
 
+# --- the service: worker, beat, enqueue --------------------------------------------------------
+
+
+def _celery(state: _State) -> Any:
+    """The Celery app configured from the config file; children inherit $BILLSYNC_CONFIG."""
+    from schedules.beat import beat_schedule
+    from worker.tasks import configure
+
+    settings = state.settings()
+    if settings.path is not None:
+        os.environ["BILLSYNC_CONFIG"] = str(settings.path.resolve())
+    app = configure(settings)
+    app.conf.beat_schedule = beat_schedule(settings)
+    return app
+
+
+@cli.command("worker")
+@click.option("--concurrency", "-c", default=2, show_default=True, help="Sync processes.")
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--name", "hostname", help="Node name (default: billsync@<host>).")
+@pass_state
+def worker_command(state: _State, concurrency: int, loglevel: str, hostname: str | None) -> None:
+    """Run a Celery worker for sync tasks (prefork; acks late; one task prefetched)."""
+    app = _celery(state)
+    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}", "-Q", "billsync"]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    app.worker_main(argv)
+
+
+@cli.command("beat")
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option(
+    "--schedule-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("celerybeat-schedule"),
+    show_default=True,
+    help="Where beat keeps the last run times.",
+)
+@pass_state
+def beat_command(state: _State, loglevel: str, schedule_file: Path) -> None:
+    """Run the scheduler: one sync per source on its crontab (one active beat at a time)."""
+    app = _celery(state)
+    app.start(
+        [
+            "beat",
+            f"--loglevel={loglevel}",
+            "--scheduler=schedules.scheduler:LockedScheduler",
+            f"--schedule={schedule_file}",
+        ]
+    )
+
+
+@cli.command("enqueue")
+@click.option("--source", "source_name", help="Only this source (default: every source).")
+@pass_state
+def enqueue_command(state: _State, source_name: str | None) -> None:
+    """Put a sync on the queue now (coalesced with one that is running); print its id."""
+    from worker.tasks import enqueue
+
+    _celery(state)
+    names = [s.name for s in state.settings().file.sources]
+    if source_name is not None:
+        if source_name not in names:
+            raise click.UsageError(f"no source named {source_name!r} (known: {', '.join(names)})")
+        names = [source_name]
+    for name in names:
+        click.echo(f"{name}: {enqueue(name)}")
+
+
 # --- sandbox and demo -----------------------------------------------------------------------
 
 

@@ -82,6 +82,10 @@ class BrokerConfig(_Strict):
 
     url: str = "redis://127.0.0.1:6379/0"
     url_env: EnvName | None = None
+    # A message not acknowledged within this time is delivered again: keep it above the
+    # longest sync (task_time_limit_seconds), or a slow sync would run twice.
+    visibility_timeout_seconds: Annotated[int, Field(strict=True, ge=60)] = 7200
+    task_time_limit_seconds: Annotated[int, Field(strict=True, ge=60)] = 3600
 
 
 class BillingConfig(_Strict):
@@ -347,6 +351,14 @@ def _semantic_problems(config: FileConfig) -> list[Problem]:
             if not rule.repos:
                 problems.append(Problem(f"{where}.repos", "a GitHub rule needs at least one repo"))
         problems += _template_problems(index, rule, config.rules)
+    broker = config.broker
+    if broker.visibility_timeout_seconds <= broker.task_time_limit_seconds:
+        problems.append(
+            Problem(
+                "broker.visibility_timeout_seconds",
+                "must be above broker.task_time_limit_seconds, or a long sync is delivered twice",
+            )
+        )
     dashboard = config.dashboard
     if dashboard.password_env and not dashboard.username:
         problems.append(Problem("dashboard.username", "required when password_env is set"))

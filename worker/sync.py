@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -200,6 +201,7 @@ def sync(
     checkpoint: Checkpoint = lambda step: None,
     task_id: str | None = None,
     progress: ProgressFn = no_progress,
+    ledger_lock: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> SyncResult:
     """Sync ``source`` into Kukkingu; the run is recorded whatever happens."""
     with transaction(factory) as session:
@@ -214,36 +216,8 @@ def sync(
         result.ingested = ingest(factory, source, checkpoint=checkpoint, progress=progress)
         applier = Applier(factory, client, run_id=run_id, checkpoint=checkpoint, progress=progress)
         result.applied = applier.counts
-        for _ in range(MAX_ROUNDS):
-            with transaction(factory) as session:
-                changed = refresh_statuses(session, client, applier.invoices)
-            for change in changed:
-                log.info("noticed invoice %s", change)
-            checkpoint("sync.statuses")
-            # Reconcile lost answers before planning: a line stored by a create whose answer
-            # was lost must count as billed, even if its invoice was finalized since.
-            applier.recover()
-            with transaction(factory) as session:
-                source_obj = session.get_one(Source, source_id)
-                planned, view = _plan(session, settings, source_obj, now())
-                record_plan(session, source_obj, planned)
-                record_problems(
-                    session,
-                    source_obj,
-                    [*planned.problems, *_bad_entries(session, source_obj)],
-                    run_id=run_id,
-                    now=now(),
-                )
-            result.plans.append(planned)
-            result.view = view
-            checkpoint("sync.recorded")
-            try:
-                applier.apply()
-                break
-            except DraftClosed as exc:
-                log.info("an invoice closed during the sync (%s); planning again", exc)
-        else:
-            raise FatalError(f"invoices kept closing during the sync ({MAX_ROUNDS} rounds)")
+        with ledger_lock():  # sources sharing a contract share drafts: one planner at a time
+            _rounds(settings, factory, client, applier, source_id, result, now, checkpoint)
     except (Exception, KeyboardInterrupt) as exc:
         # A real crash records nothing; so nothing is recorded for other BaseExceptions
         # (the fault tests' simulated crash is one): the run stays "running".
@@ -251,6 +225,43 @@ def sync(
         raise
     _finish(factory, run_id, result, client, before, error=None)
     return result
+
+
+def _rounds(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    client: KukkinguClient,
+    applier: Applier,
+    source_id: int,
+    result: SyncResult,
+    now: Callable[[], datetime],
+    checkpoint: Checkpoint,
+) -> None:
+    """Notice statuses, reconcile, plan, record, apply; again if an invoice closed meanwhile."""
+    for _ in range(MAX_ROUNDS):
+        with transaction(factory) as session:
+            changed = refresh_statuses(session, client, applier.invoices)
+        for change in changed:
+            log.info("noticed invoice %s", change)
+        checkpoint("sync.statuses")
+        # Reconcile lost answers before planning: a line stored by a create whose answer
+        # was lost must count as billed, even if its invoice was finalized since.
+        applier.recover()
+        with transaction(factory) as session:
+            source = session.get_one(Source, source_id)
+            planned, view = _plan(session, settings, source, now())
+            record_plan(session, source, planned)
+            problems = [*planned.problems, *_bad_entries(session, source)]
+            record_problems(session, source, problems, run_id=result.run_id, now=now())
+        result.plans.append(planned)
+        result.view = view
+        checkpoint("sync.recorded")
+        try:
+            applier.apply()
+            return
+        except DraftClosed as exc:
+            log.info("an invoice closed during the sync (%s); planning again", exc)
+    raise FatalError(f"invoices kept closing during the sync ({MAX_ROUNDS} rounds)")
 
 
 def _finish(

@@ -191,6 +191,12 @@ def test_secrets_never_print() -> None:
             "rules[0].invoice_number: must contain {currency}",
         ),
         (
+            lambda d: d.update(
+                broker={"visibility_timeout_seconds": 600, "task_time_limit_seconds": 900}
+            ),
+            "broker.visibility_timeout_seconds: must be above broker.task_time_limit_seconds",
+        ),
+        (
             lambda d: d.update(dashboard={"username": "ops"}),
             "dashboard.password_env: required when username is set",
         ),

@@ -1,0 +1,63 @@
+"""Redis locks against a real redis-server: exclusive, released by token, kept alive,
+loss detected; follow-ups coalesced."""
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+
+from tests.support.redis import RedisServer
+from worker.locks import (
+    HeldLock,
+    LockLost,
+    clear_follow_up,
+    request_follow_up,
+    source_lock_key,
+)
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer) -> Iterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+def test_one_holder_at_a_time_released_by_token(redis: Redis) -> None:
+    first, second = HeldLock(redis, "k", ttl=5), HeldLock(redis, "k", ttl=5)
+    assert first.acquire()
+    assert not second.acquire()
+    second.release()  # not the holder: frees nothing
+    assert redis.get("k") is not None
+    first.release()
+    assert second.acquire()
+    second.release()
+
+
+def test_a_held_lock_outlives_its_ttl_while_work_runs(redis: Redis) -> None:
+    with HeldLock(redis, "k", ttl=0.6) as lock:
+        assert lock.acquire()
+        time.sleep(1.5)  # more than two TTLs
+        assert redis.get("k") is not None
+        lock.check("still mine")
+    assert redis.get("k") is None
+
+
+def test_a_lost_lock_stops_the_work_at_the_next_step(redis: Redis) -> None:
+    lock = HeldLock(redis, source_lock_key("jira"), ttl=0.6)
+    assert lock.acquire()
+    redis.delete(source_lock_key("jira"))  # e.g. Redis lost it
+    time.sleep(0.5)
+    with pytest.raises(LockLost, match="was lost before the next step"):
+        lock.check("the next step")
+    lock.release()
+
+
+def test_only_the_first_request_during_a_run_owns_the_follow_up(redis: Redis) -> None:
+    assert request_follow_up(redis, "jira")
+    assert not request_follow_up(redis, "jira")
+    assert request_follow_up(redis, "github")  # per source
+    clear_follow_up(redis, "jira")
+    assert request_follow_up(redis, "jira")

@@ -1,0 +1,108 @@
+"""Redis locks: at most one sync per source, one ledger writer per tenant, one beat.
+
+All are redis-py ``Lock`` objects: ``SET key token NX PX ttl``, released (and extended) only
+by the holder's token, so an expired holder can never free someone else's lock.
+
+:class:`HeldLock` keeps a lock alive while long work runs: a daemon thread extends it every
+third of its TTL. If an extension fails (the lock expired or Redis lost it), ``lost`` is set
+and :meth:`HeldLock.check` raises :class:`LockLost`; the sync calls it between steps, so a
+sync that may no longer be alone stops at the next step. Stopping is safe: the ledger and
+the intents make the next sync continue where this one left off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+
+from redis import Redis
+from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
+
+from worker.errors import RetryableError
+
+log = logging.getLogger("billsync.locks")
+
+PREFIX = "billsync"
+SOURCE_TTL = 60.0  # seconds; extended every 20 s while the sync runs
+PENDING_TTL = 600  # seconds a coalesced request waits for its retry before it may be redone
+
+
+class LockLost(RetryableError):
+    """The lock expired or vanished while work ran: stop, the next run continues."""
+
+
+def source_lock_key(source: str) -> str:
+    return f"{PREFIX}:lock:source:{source}"
+
+
+def pending_key(source: str) -> str:
+    return f"{PREFIX}:pending:{source}"
+
+
+def ledger_lock_key(tenant: str) -> str:
+    return f"{PREFIX}:lock:ledger:{tenant}"
+
+
+class HeldLock:
+    """A lock that is kept alive by a background thread until released."""
+
+    def __init__(self, redis: Redis, key: str, ttl: float = SOURCE_TTL) -> None:
+        self.key = key
+        self.ttl = ttl
+        self._lock: Lock = redis.lock(key, timeout=ttl, thread_local=False)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost = False
+
+    def acquire(self, *, blocking: bool = False, wait: float | None = None) -> bool:
+        if not self._lock.acquire(blocking=blocking, blocking_timeout=wait):
+            return False
+        self._thread = threading.Thread(target=self._keep, name=f"extend {self.key}", daemon=True)
+        self._thread.start()
+        return True
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                self._lock.extend(self.ttl, replace_ttl=True)
+            except (LockError, RedisError) as exc:
+                self.lost = True
+                log.warning("lost %s (%s): the work stops at its next step", self.key, exc)
+                return
+
+    def check(self, step: str = "") -> None:
+        if self.lost:
+            raise LockLost(f"{self.key} was lost before {step or 'this step'}")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        try:
+            self._lock.release()
+        except (LockError, RedisError) as exc:  # expired, or Redis is gone: nothing to free
+            log.info("could not release %s: %s", self.key, exc)
+
+    def __enter__(self) -> HeldLock:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def request_follow_up(redis: Redis, source: str) -> bool:
+    """Mark that a sync of ``source`` was asked for while one runs. True for the first
+    asker only: it owns the one follow-up; later askers are covered by it."""
+    return bool(redis.set(pending_key(source), "1", nx=True, ex=PENDING_TTL))
+
+
+def clear_follow_up(redis: Redis, source: str) -> None:
+    """A sync is starting: it covers every request made so far."""
+    redis.delete(pending_key(source))
