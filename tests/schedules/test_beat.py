@@ -8,12 +8,12 @@ from celery import Celery
 from schedules.beat import beat_schedule, entries
 from schedules.scheduler import STANDBY_CHECK, LockedScheduler
 from tests.support.redis import RedisServer
-from worker.config import parse_config
+from worker.config import Settings, parse_config
 
 TENANT = "tnt_" + "a" * 24
 
 
-def settings_with(*schedules: str):  # type: ignore[no-untyped-def]
+def settings_with(*schedules: str) -> Settings:
     sources = [
         {"name": f"s{i}", "kind": "github", "token_env": "T", "schedule": cron}
         for i, cron in enumerate(schedules)
