@@ -236,15 +236,21 @@ def _celery(state: _State) -> Any:
 @cli.command("worker")
 @click.option("--concurrency", "-c", default=2, show_default=True, help="Sync processes.")
 @click.option("--loglevel", default="INFO", show_default=True)
-@click.option("--name", "hostname", help="Node name (default: billsync@<host>).")
+@click.option("--name", "hostname", default="billsync@%h", show_default=True, help="Node name.")
 @pass_state
-def worker_command(state: _State, concurrency: int, loglevel: str, hostname: str | None) -> None:
+def worker_command(state: _State, concurrency: int, loglevel: str, hostname: str) -> None:
     """Run a Celery worker for sync tasks (prefork; acks late; one task prefetched)."""
     app = _celery(state)
-    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}", "-Q", "billsync"]
-    if hostname:
-        argv.append(f"--hostname={hostname}")
-    app.worker_main(argv)
+    app.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--loglevel={loglevel}",
+            f"--hostname={hostname}",
+            "-Q",
+            "billsync",
+        ]
+    )
 
 
 @cli.command("beat")

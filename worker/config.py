@@ -86,6 +86,9 @@ class BrokerConfig(_Strict):
     # longest sync (task_time_limit_seconds), or a slow sync would run twice.
     visibility_timeout_seconds: Annotated[int, Field(strict=True, ge=60)] = 7200
     task_time_limit_seconds: Annotated[int, Field(strict=True, ge=60)] = 3600
+    # A source's sync lock lives this long unless its holder extends it (every third):
+    # how long a sync killed with kill -9 keeps others of its source waiting.
+    lock_ttl_seconds: Annotated[int, Field(strict=True, ge=3, le=3600)] = 60
 
 
 class BillingConfig(_Strict):

@@ -41,6 +41,11 @@ def pending_key(source: str) -> str:
     return f"{PREFIX}:pending:{source}"
 
 
+def running_key(source: str) -> str:
+    """Who syncs ``source`` right now: ``host:pid:task id`` (for operators and tests)."""
+    return f"{PREFIX}:running:{source}"
+
+
 def ledger_lock_key(tenant: str) -> str:
     return f"{PREFIX}:lock:ledger:{tenant}"
 

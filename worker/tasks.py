@@ -22,23 +22,25 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
 from redis import Redis
+from redis.exceptions import RedisError
 
 from worker.clients import kukkingu_client
 from worker.config import Settings, load_config
 from worker.errors import ConfigurationError, RetryableError
 from worker.locks import (
     HeldLock,
-    LockLost,
     clear_follow_up,
     ledger_lock_key,
     request_follow_up,
+    running_key,
     source_lock_key,
 )
 from worker.sources import open_source
@@ -132,8 +134,12 @@ def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: b
         log.error("no source named %r in the configuration; dropping the request", source)
         return "unknown source"
     redis = redis_client()
-    lock = HeldLock(redis, source_lock_key(source))
-    if not lock.acquire():
+    lock = HeldLock(redis, source_lock_key(source), ttl=config.file.broker.lock_ttl_seconds)
+    try:
+        acquired = lock.acquire()
+    except RedisError as exc:  # Redis restarting: try again shortly
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+    if not acquired:
         # Coalesce: the first request made during a run owns one follow-up, the others
         # are covered by it. The follow-up waits for the lock's TTL (it expires if the
         # holder died), never for long.
@@ -144,6 +150,8 @@ def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: b
     engine = make_engine(config.state_url)
     try:
         clear_follow_up(redis, source)
+        marker = f"{socket.gethostname()}:{os.getpid()}:{self.request.id}"
+        redis.set(running_key(source), marker, ex=config.file.broker.task_time_limit_seconds)
         with kukkingu_client(config) as client:
             result = sync(
                 config,
@@ -159,13 +167,16 @@ def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: b
     except ConfigurationError:
         log.exception("sync of %s needs an operator: not retried", source)
         raise
-    except (RetryableError, LockLost) as exc:
+    except (RetryableError, RedisError) as exc:
         if self.request.retries >= MAX_RETRIES:
             raise
-        wait = exc.retry_after if exc.retry_after is not None else backoff(self.request.retries)
+        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+        wait = retry_after if retry_after is not None else backoff(self.request.retries)
         log.warning("sync of %s will be retried in %.0f s: %s", source, wait, exc)
         raise self.retry(exc=exc, countdown=wait) from exc
     finally:
+        with suppress(RedisError):
+            redis.delete(running_key(source))
         lock.release()
         engine.dispose()
 
