@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.schedules import crontab
 
-from worker.config import Settings
+from worker.config import Settings, parse_crontab
 
 SYNC_TASK = "billsync.sync_source"  # the task name in worker/tasks.py (stable on purpose)
 MIN_EXPIRY = 60
@@ -47,7 +47,7 @@ def _interval(schedule: crontab) -> int:
 def entries(settings: Settings) -> list[Entry]:
     result = []
     for source in settings.file.sources:
-        schedule = crontab(*source.schedule.split())
+        schedule = parse_crontab(source.schedule)
         result.append(
             Entry(
                 name=f"sync {source.name}",

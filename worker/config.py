@@ -113,17 +113,31 @@ class KukkinguConfig(_Strict):
     max_retry_wait_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
 
 
-def _crontab(value: str) -> str:
-    """Validate a five-field crontab with Celery's own parser (what beat will use)."""
+def parse_crontab(value: str) -> Any:
+    """A standard five-field crontab (minute hour day-of-month month day-of-week) as Celery's
+    ``crontab``. Fields are passed by name: Celery's positional order is different (minute,
+    hour, day_of_week, day_of_month, month_of_year)."""
     fields = value.split()
     if len(fields) != 5:
         raise ValueError(f"crontab {value!r} must have 5 fields (minute hour day month weekday)")
     from celery.schedules import crontab  # deferred: celery is heavy and only needed here
 
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
     try:
-        crontab(*fields)
+        return crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month_of_year,
+            day_of_week=day_of_week,
+        )
     except ValueError as exc:
         raise ValueError(f"invalid crontab {value!r}: {exc}") from None
+
+
+def _crontab(value: str) -> str:
+    """Validate a crontab with Celery's own parser (what beat will use)."""
+    parse_crontab(value)
     return value
 
 

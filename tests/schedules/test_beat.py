@@ -64,3 +64,13 @@ def test_a_second_beat_stands_by(redis_server: RedisServer, tmp_path: Path) -> N
         assert second._held
     finally:
         second.close()
+
+
+def test_crontab_fields_are_read_in_standard_order() -> None:
+    """minute hour day-of-month month day-of-week (Celery's positional order differs)."""
+    (entry,) = entries(settings_with("0 6 1-7 3,9 1-5"))
+    cron = entry.schedule
+    assert (cron.minute, cron.hour) == ({0}, {6})
+    assert cron.day_of_month == set(range(1, 8))
+    assert cron.month_of_year == {3, 9}
+    assert cron.day_of_week == {1, 2, 3, 4, 5}
