@@ -8,6 +8,9 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # redis-server: the worker tests start a throwaway Redis (the Celery broker and the locks).
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+# Debian's Chromium: the dashboard's browser tests drive it through Playwright (Playwright's
+# own browser download cannot work here: no internet but the package registries).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
+from tests.support.browser import ARGS, CHROMIUM
+from tests.support.browser import INSTALL_HINT as BROWSER_HINT
 from tests.support.github import GITHUB_NOW, RunningGitHub, running_github
 from tests.support.jira import JIRA_NOW, RunningJira, running_jira
 from tests.support.kukkingu import RunningKukkingu, running_kukkingu
@@ -121,3 +124,16 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium through Playwright, for the session."""
+    if not CHROMIUM.exists():
+        pytest.fail(BROWSER_HINT, pytrace=False)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

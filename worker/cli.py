@@ -293,6 +293,50 @@ def enqueue_command(state: _State, source_name: str | None) -> None:
         click.echo(f"{name}: {enqueue(name)}")
 
 
+@cli.command("dashboard")
+@click.option("--host", help="Address to listen on (default: [dashboard] host, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: [dashboard] port, 8780).")
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Serve without a login when none is configured (refused unless on 127.0.0.1).",
+)
+@pass_state
+def dashboard_command(
+    state: _State, host: str | None, port: int | None, insecure_no_auth: bool
+) -> None:
+    """Serve the operator dashboard, its JSON API and /metrics (docs/dashboard.md)."""
+    import uvicorn
+    from redis import Redis
+
+    from worker.dashboard import DashboardAuthError, create_app
+    from worker.store import make_engine, session_factory
+
+    settings = state.settings()
+    config = settings.file.dashboard
+    host = host or config.host
+    engine = make_engine(settings.state_url, sqlite_immediate=False)
+    redis = Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        app = create_app(
+            settings,
+            factory=session_factory(engine),
+            redis=redis,
+            host=host,
+            insecure_no_auth=insecure_no_auth,
+        )
+    except DashboardAuthError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EX_CONFIG)
+    if insecure_no_auth and not (config.token_env or config.password_env):
+        click.echo("warning: the dashboard has no login (--insecure-no-auth)", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port or config.port, log_level="info", access_log=False)
+    finally:
+        redis.close()
+        engine.dispose()
+
+
 # --- sandbox and demo -----------------------------------------------------------------------
 
 

@@ -1,0 +1,500 @@
+"""The operator dashboard: server-rendered pages, a JSON API and ``/metrics``.
+
+``create_app`` builds the FastAPI app from the settings and its seams: the session
+``factory`` (read-only use; see :func:`worker.store.make_engine` ``sqlite_immediate=False``),
+an optional ``redis`` client (for "running now" / "queued"), ``enqueue`` (default:
+:func:`worker.tasks.enqueue`) and ``clock``. Login and CSRF are in :mod:`.auth` and
+:mod:`.csrf`; the numbers come from :mod:`.queries` and :mod:`.metrics`.
+
+Nothing secret is rendered: templates get query results and URLs with the password hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.config import Settings
+from worker.dashboard import csrf, metrics, queries
+from worker.dashboard.auth import SESSION_COOKIE, Credentials, SessionCodec
+from worker.locks import pending_key, running_key
+
+log = logging.getLogger("billsync.dashboard")
+
+Enqueue = Callable[[str, str], Any]
+Clock = Callable[[], datetime]
+TEMPLATES = Path(__file__).parent / "templates"
+RUN_STATUSES = ("running", "succeeded", "failed")
+RUN_TRIGGERS = ("schedule", "on_demand", "cli")
+
+
+def safe_url(url: str) -> str:
+    """A database or broker URL with its password hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split(":", 1)[0] + "://…"
+
+
+def _default_enqueue(settings: Settings) -> Enqueue:
+    configured = False
+
+    def enqueue(source: str, trigger: str) -> str:
+        nonlocal configured
+        from worker import tasks
+
+        if not configured:
+            tasks.configure(settings)
+            configured = True
+        return tasks.enqueue(source, trigger)
+
+    return enqueue
+
+
+def humanize(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}" if unit != "h" else f"{seconds / size:.1f} h"
+    return f"{seconds:.0f} s"
+
+
+def _zone(request: Request, default: ZoneInfo) -> ZoneInfo:
+    name = request.query_params.get("tz")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return default
+
+
+def create_app(
+    settings: Settings,
+    *,
+    factory: sessionmaker[Session],
+    redis: Redis | None = None,
+    enqueue: Enqueue | None = None,
+    clock: Clock | None = None,
+    host: str | None = None,
+    insecure_no_auth: bool = False,
+    session_key: bytes | None = None,
+) -> FastAPI:
+    """The dashboard app; raises :class:`~.auth.DashboardAuthError` if it would be open."""
+    credentials = Credentials.from_settings(
+        settings, host=host or settings.file.dashboard.host, insecure_no_auth=insecure_no_auth
+    )
+    codec = SessionCodec(session_key)
+    send = enqueue or _default_enqueue(settings)
+    now: Clock = clock or (lambda: datetime.now(UTC))
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+    templates.env.filters["ago"] = humanize
+    app = FastAPI(title="billsync dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    configured = [(s.name, s.kind, s.schedule) for s in settings.file.sources]
+    source_names = {name for name, _, _ in configured}
+    footer = {"state": safe_url(settings.state_url), "broker": safe_url(settings.broker_url)}
+
+    @app.middleware("http")
+    async def session_middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        session = codec.loads(request.cookies.get(SESSION_COOKIE), now=now().timestamp())
+        before = dict(session)
+        request.state.session = session
+        header_user = credentials.from_header(request.headers.get("authorization"))
+        if credentials.insecure_no_auth:
+            request.state.user = "local"
+        else:
+            request.state.user = header_user or session.get("user")
+        response = await call_next(request)
+        if session != before:
+            session["exp"] = now().timestamp() + codec.max_age
+            response.set_cookie(
+                SESSION_COOKIE,
+                codec.dumps(session),
+                max_age=codec.max_age,
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+            )
+        return response
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def session_of(request: Request) -> dict[str, Any]:
+        state: dict[str, Any] = request.state.session
+        return state
+
+    def require_api(request: Request) -> None:
+        if not request.state.user:
+            raise HTTPException(
+                401, "login required", headers={"WWW-Authenticate": 'Bearer realm="billsync"'}
+            )
+
+    def page_login(request: Request) -> Response | None:
+        if request.state.user:
+            return None
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    async def checked_post(request: Request) -> dict[str, list[str]]:
+        """The form of an authenticated POST whose CSRF token matches, else 401/403."""
+        require_api(request)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        if csrf.bearer_request(request.headers.get("authorization")) and request.state.user:
+            return form
+        if not csrf.valid(session_of(request), (form.get(csrf.FIELD) or [""])[0]):
+            raise HTTPException(403, "CSRF token missing or wrong: reload the page and try again")
+        return form
+
+    def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        zone = _zone(request, settings.timezone)
+        tz_param = request.query_params.get("tz")
+
+        def when(value: datetime | None) -> Markup:
+            if value is None:
+                return Markup("–")
+            utc = value.astimezone(UTC).isoformat()
+            local = value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+            return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(utc, local)
+
+        def link(path: str, **params: Any) -> str:
+            query = {k: v for k, v in params.items() if v}
+            if tz_param:
+                query["tz"] = tz_param
+            return path + (f"?{urlencode(query)}" if query else "")
+
+        session = session_of(request)
+        return templates.TemplateResponse(
+            request,
+            name,
+            {
+                "csrf_field": Markup('<input type="hidden" name="{}" value="{}">').format(
+                    csrf.FIELD, escape(csrf.ensure_token(session))
+                ),
+                "flash": session.pop("flash", None),
+                "user": request.state.user,
+                "when": when,
+                "link": link,
+                "zone": str(zone),
+                "footer": footer,
+                "path": request.url.path,
+                **context,
+            },
+            status_code=status_code,
+        )
+
+    def live_state() -> tuple[dict[str, str], str | None]:
+        if redis is None:
+            return {}, None
+        live: dict[str, str] = {}
+        try:
+            for name in source_names:
+                if redis.exists(running_key(name)):
+                    live[name] = "running"
+                elif redis.exists(pending_key(name)):
+                    live[name] = "queued"
+        except RedisError as exc:
+            return live, f"Redis did not answer ({type(exc).__name__}): running/queued unknown"
+        return live, None
+
+    def overview_data(request: Request) -> queries.Overview:
+        live, problem = live_state()
+        with factory() as session:
+            data = queries.overview(
+                session, configured, now=now(), zone=_zone(request, settings.timezone), live=live
+            )
+        if problem:
+            data.attention.insert(0, queries.Attention("error", problem, "/"))
+        return data
+
+    def run_filters(request: Request) -> dict[str, str | None]:
+        params = request.query_params
+        return {
+            "source": params.get("source") or None,
+            "status": params.get("status") if params.get("status") in RUN_STATUSES else None,
+            "trigger": params.get("trigger") if params.get("trigger") in RUN_TRIGGERS else None,
+        }
+
+    def limit_of(request: Request) -> int:
+        try:
+            return max(1, min(1000, int(request.query_params.get("limit", queries.RUN_LIMIT))))
+        except ValueError:
+            return queries.RUN_LIMIT
+
+    def queue(request: Request, source: str, what: str) -> Response:
+        try:
+            task_id = send(source, "on_demand")
+        except Exception as exc:  # the broker is down: say so, never its URL
+            log.warning("could not enqueue %s: %s", source, type(exc).__name__)
+            message = f"could not queue {what}: the broker did not answer ({type(exc).__name__})"
+            if csrf.bearer_request(request.headers.get("authorization")):
+                return JSONResponse({"error": message}, status_code=503)
+            session_of(request)["flash"] = message
+        else:
+            if csrf.bearer_request(request.headers.get("authorization")):
+                return JSONResponse({"queued": source, "task_id": str(task_id)}, status_code=202)
+            session_of(request)["flash"] = f"queued: {what}"
+        back = request.headers.get("referer") or "/"
+        return RedirectResponse(back if _local_path(back, request) else "/", status_code=303)
+
+    # --- login ---------------------------------------------------------------------------
+
+    @app.get("/login")
+    def login_form(request: Request) -> Response:
+        return render(request, "login.html", next=_next(request.query_params.get("next")))
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+
+        def field(name: str) -> str:
+            return (form.get(name) or [""])[0]
+
+        session = session_of(request)
+        if not csrf.valid(session, field(csrf.FIELD)):
+            raise HTTPException(403, "CSRF token missing or wrong: reload the page and try again")
+        user = None
+        if field("token") and credentials.check_token(field("token")):
+            user = "token"
+        elif field("username") and credentials.check_password(field("username"), field("password")):
+            user = field("username")
+        if user is None:
+            return render(
+                request, "login.html", 401, next=_next(field("next")), error="Wrong credentials."
+            )
+        session.clear()
+        session["user"] = user
+        session["csrf"] = csrf.new_token()  # a new session, a new token
+        return RedirectResponse(_next(field("next")), status_code=303)
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        await checked_post(request)
+        session_of(request).clear()
+        return RedirectResponse("/login", status_code=303)
+
+    # --- health and metrics ---------------------------------------------------------------
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        try:
+            with factory() as session:
+                session.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            log.warning("health check: the state store did not answer: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics")
+    def metrics_endpoint(request: Request) -> Response:
+        require_api(request)
+        return Response(metrics.render(factory, now()), media_type=metrics.CONTENT_TYPE)
+
+    # --- pages ----------------------------------------------------------------------------
+
+    @app.get("/")
+    def overview_page(request: Request) -> Response:
+        if (redirect := page_login(request)) is not None:
+            return redirect
+        data = overview_data(request)
+        return render(request, "overview.html", overview=data, chart=_chart(data.chart))
+
+    @app.get("/runs")
+    def runs_page(request: Request) -> Response:
+        if (redirect := page_login(request)) is not None:
+            return redirect
+        filters = run_filters(request)
+        with factory() as session:
+            rows = queries.runs(session, limit=limit_of(request), **filters)
+        return render(
+            request,
+            "runs.html",
+            runs=rows,
+            filters=filters,
+            sources=sorted(source_names),
+            statuses=RUN_STATUSES,
+            triggers=RUN_TRIGGERS,
+        )
+
+    @app.get("/runs/{run_id}")
+    def run_page(request: Request, run_id: int) -> Response:
+        if (redirect := page_login(request)) is not None:
+            return redirect
+        with factory() as session:
+            row = queries.run(session, run_id)
+        if row is None:
+            raise HTTPException(404, f"no run {run_id}")
+        return render(request, "run.html", run=row)
+
+    @app.post("/sources/{name}/sync")
+    async def sync_now(request: Request, name: str) -> Response:
+        await checked_post(request)
+        if name not in source_names:
+            raise HTTPException(404, f"no configured source named {name!r}")
+        return queue(request, name, f"a sync of {name}")
+
+    @app.post("/runs/{run_id}/retry")
+    async def retry(request: Request, run_id: int) -> Response:
+        await checked_post(request)
+        with factory() as session:
+            row = queries.run(session, run_id)
+        if row is None:
+            raise HTTPException(404, f"no run {run_id}")
+        if row.status != "failed":
+            raise HTTPException(409, f"run {run_id} did not fail ({row.status}): nothing to retry")
+        if row.source is None or row.source not in source_names:
+            raise HTTPException(409, f"run {run_id}'s source is not configured any more")
+        return queue(request, row.source, f"a retry of run {run_id} ({row.source})")
+
+    @app.get("/drafts")
+    def drafts_page(request: Request) -> Response:
+        if (redirect := page_login(request)) is not None:
+            return redirect
+        with factory() as session:
+            rows = queries.drafts(session)
+            totals = queries.draft_totals(rows, session)
+        return render(request, "drafts.html", drafts=rows, totals=totals)
+
+    @app.get("/drafts/{draft_id}")
+    def draft_page(request: Request, draft_id: int) -> Response:
+        if (redirect := page_login(request)) is not None:
+            return redirect
+        with factory() as session:
+            found = queries.draft(session, draft_id)
+        if found is None:
+            raise HTTPException(404, f"no draft {draft_id}")
+        return render(request, "draft.html", draft=found[0], lines=found[1])
+
+    @app.get("/problems")
+    def problems_page(request: Request) -> Response:
+        if (redirect := page_login(request)) is not None:
+            return redirect
+        with factory() as session:
+            data = queries.problems(session)
+        return render(request, "problems.html", problems=data)
+
+    @app.get("/drift")
+    def drift_page(request: Request) -> Response:
+        if (redirect := page_login(request)) is not None:
+            return redirect
+        with factory() as session:
+            rows = queries.drift(session)
+        return render(request, "drift.html", drift=rows)
+
+    # --- the JSON API ---------------------------------------------------------------------
+
+    @app.get("/api/overview")
+    def api_overview(request: Request) -> Any:
+        require_api(request)
+        return queries.jsonable(overview_data(request))
+
+    @app.get("/api/runs")
+    def api_runs(request: Request) -> Any:
+        require_api(request)
+        with factory() as session:
+            rows = queries.runs(session, limit=limit_of(request), **run_filters(request))
+        return {"runs": queries.jsonable(rows)}
+
+    @app.get("/api/runs/{run_id}")
+    def api_run(request: Request, run_id: int) -> Any:
+        require_api(request)
+        with factory() as session:
+            row = queries.run(session, run_id)
+        if row is None:
+            raise HTTPException(404, f"no run {run_id}")
+        return queries.jsonable(row)
+
+    @app.get("/api/drafts")
+    def api_drafts(request: Request) -> Any:
+        require_api(request)
+        with factory() as session:
+            rows = queries.drafts(session)
+            totals = queries.draft_totals(rows, session)
+        return {"drafts": queries.jsonable(rows), "totals": totals}
+
+    @app.get("/api/drafts/{draft_id}")
+    def api_draft(request: Request, draft_id: int) -> Any:
+        require_api(request)
+        with factory() as session:
+            found = queries.draft(session, draft_id)
+        if found is None:
+            raise HTTPException(404, f"no draft {draft_id}")
+        return {"draft": queries.jsonable(found[0]), "lines": queries.jsonable(found[1])}
+
+    @app.get("/api/problems")
+    def api_problems(request: Request) -> Any:
+        require_api(request)
+        with factory() as session:
+            return queries.jsonable(queries.problems(session))
+
+    @app.get("/api/drift")
+    def api_drift(request: Request) -> Any:
+        require_api(request)
+        with factory() as session:
+            return {"drift": queries.jsonable(queries.drift(session))}
+
+    return app
+
+
+def _next(target: str | None) -> str:
+    """Where to go after login: a local path only (never another site)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _local_path(url: str, request: Request) -> bool:
+    base = str(request.base_url)
+    return url.startswith(base) or (url.startswith("/") and not url.startswith("//"))
+
+
+def _chart(days: list[queries.DayBar]) -> dict[str, Any]:
+    """Bar geometry for the inline SVG: runs and lines per day, each scaled to its maximum."""
+    height, width = 100, 24
+    top_runs = max((d.runs for d in days), default=0) or 1
+    top_lines = max((d.lines for d in days), default=0) or 1
+    bars = []
+    for index, day in enumerate(days):
+        runs_h = round(height * day.runs / top_runs)
+        failed_h = round(height * day.failed / top_runs)
+        lines_h = round(height * day.lines / top_lines)
+        bars.append(
+            {
+                "x": index * width,
+                "day": day.day.isoformat(),
+                "label": day.day.strftime("%d"),
+                "runs": day.runs,
+                "failed": day.failed,
+                "lines": day.lines,
+                "runs_h": runs_h,
+                "failed_h": failed_h,
+                "lines_h": lines_h,
+            }
+        )
+    return {
+        "bars": bars,
+        "width": width * len(days),
+        "height": height,
+        "empty": not any(d.runs for d in days),
+    }

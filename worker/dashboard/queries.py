@@ -1,0 +1,645 @@
+"""Read-only queries for the dashboard: plain dataclasses, no ORM objects leave this module.
+
+Every function takes an open :class:`~sqlalchemy.orm.Session` and only reads. Times are
+timezone-aware UTC; the templates convert them for display.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from worker.config import parse_crontab
+from worker.core.model import MAX_LINES_PER_DRAFT
+from worker.currencies import format_minor
+from worker.store.models import (
+    Cursor,
+    Draft,
+    Drift,
+    Entry,
+    EntryState,
+    Error,
+    ErrorKind,
+    Line,
+    LineState,
+    Run,
+    RunStatus,
+    Source,
+    SourceIssue,
+)
+
+RUN_LIMIT = 100
+CHART_DAYS = 14
+
+
+def jsonable(value: Any) -> Any:
+    """A dataclass tree as JSON-ready data (datetimes as UTC ISO strings)."""
+    if hasattr(value, "__dataclass_fields__"):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    source: str | None
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    counts: dict[str, Any]
+    requests: dict[str, Any]
+    error: str | None
+    task_id: str | None
+
+    @property
+    def lines_created(self) -> int:
+        return int(self.counts.get("linesCreated", 0) or 0)
+
+    @property
+    def lines_updated(self) -> int:
+        return int(self.counts.get("linesUpdated", 0) or 0)
+
+    @property
+    def requests_total(self) -> int:
+        return sum(_flat_requests(self.requests).values())
+
+    @property
+    def requests_flat(self) -> dict[str, int]:
+        return _flat_requests(self.requests)
+
+
+def _flat_requests(requests: dict[str, Any], prefix: str = "") -> dict[str, int]:
+    """``{"kukkingu": {"GET /x": 2}}`` -> ``{"kukkingu GET /x": 2}``."""
+    flat: dict[str, int] = {}
+    for key, value in requests.items():
+        name = f"{prefix} {key}".strip()
+        if isinstance(value, dict):
+            flat.update(_flat_requests(value, name))
+        elif isinstance(value, int | float):
+            flat[name] = int(value)
+    return flat
+
+
+def _run_row(run: Run, source_names: dict[int, str]) -> RunRow:
+    duration = None
+    if run.finished_at is not None:
+        duration = (run.finished_at - run.started_at).total_seconds()
+    return RunRow(
+        id=run.id,
+        source=source_names.get(run.source_id) if run.source_id is not None else None,
+        trigger=str(run.trigger),
+        status=str(run.status),
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration_seconds=duration,
+        counts=dict(run.counts or {}),
+        requests=dict(run.requests or {}),
+        error=run.error,
+        task_id=run.task_id,
+    )
+
+
+def _source_names(session: Session) -> dict[int, str]:
+    return {row.id: row.name for row in session.scalars(select(Source))}
+
+
+def runs(
+    session: Session,
+    *,
+    source: str | None = None,
+    status: str | None = None,
+    trigger: str | None = None,
+    limit: int = RUN_LIMIT,
+) -> list[RunRow]:
+    """The newest runs first, filtered by source name, status and trigger."""
+    names = _source_names(session)
+    query = select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(max(1, limit))
+    if source:
+        query = query.join(Source, Run.source_id == Source.id).where(Source.name == source)
+    if status:
+        query = query.where(Run.status == status)
+    if trigger:
+        query = query.where(Run.trigger == trigger)
+    return [_run_row(run, names) for run in session.scalars(query)]
+
+
+def run(session: Session, run_id: int) -> RunRow | None:
+    row = session.get(Run, run_id)
+    return None if row is None else _run_row(row, _source_names(session))
+
+
+@dataclass(frozen=True)
+class DayBar:
+    day: date
+    runs: int
+    failed: int
+    lines: int
+
+
+def runs_per_day(session: Session, *, now: datetime, zone: ZoneInfo) -> list[DayBar]:
+    """Runs, failed runs and lines created+updated per local day, for the last CHART_DAYS."""
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=CHART_DAYS - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=zone) - timedelta(days=1)
+    totals: dict[date, list[int]] = {
+        first + timedelta(days=i): [0, 0, 0] for i in range(CHART_DAYS)
+    }
+    for row in session.scalars(select(Run).where(Run.started_at >= since)):
+        day = row.started_at.astimezone(zone).date()
+        if day not in totals:
+            continue
+        counts = row.counts or {}
+        totals[day][0] += 1
+        totals[day][1] += row.status == RunStatus.FAILED
+        totals[day][2] += int(counts.get("linesCreated", 0) or 0)
+        totals[day][2] += int(counts.get("linesUpdated", 0) or 0)
+    return [DayBar(day, *values) for day, values in sorted(totals.items())]
+
+
+# --- sources --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    name: str
+    kind: str
+    configured: bool
+    schedule: str | None
+    status: str  # ok | failing | never run | running | queued
+    last_run: RunRow | None
+    last_success_at: datetime | None
+    cursor_stream: str | None
+    cursor_value: str | None
+    cursor_updated_at: datetime | None
+    lag_seconds: float | None
+    next_run_at: datetime | None
+    unmapped: int
+    bad_entries: int
+    config_errors: int
+    drift: int
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status == "failing" or bool(
+            self.unmapped or self.bad_entries or self.config_errors or self.drift
+        )
+
+
+@dataclass(frozen=True)
+class Attention:
+    level: str  # "error" | "warning"
+    message: str
+    link: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    sources: list[SourceRow]
+    attention: list[Attention]
+    chart: list[DayBar] = field(default_factory=list)
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def cursor_lag(value: str, updated_at: datetime, now: datetime) -> float:
+    """How far behind a cursor is: from its value when it is a timestamp, else its update."""
+    moment = _parse_time(value) or updated_at
+    return max(0.0, (now - moment).total_seconds())
+
+
+def next_run(schedule: str, now: datetime, zone: ZoneInfo) -> datetime | None:
+    """The next time ``schedule`` (five crontab fields, in ``zone``) fires after ``now``.
+
+    Celery's own parser expands the fields; like Celery, day of month and day of week must
+    both match.
+    """
+    tab = parse_crontab(schedule)
+    local = now.astimezone(zone).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    minutes, hours = sorted(tab.minute), sorted(tab.hour)
+    for offset in range(366 * 5):
+        day = local.date() + timedelta(days=offset)
+        if (
+            day.month not in tab.month_of_year
+            or day.day not in tab.day_of_month
+            or (day.weekday() + 1) % 7 not in tab.day_of_week
+        ):
+            continue
+        for hour, minute in itertools.product(hours, minutes):
+            candidate = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+            if candidate >= local:
+                return candidate.astimezone(now.tzinfo)
+    return None
+
+
+def _open_errors(session: Session) -> dict[tuple[int | None, str], int]:
+    rows = session.execute(
+        select(Error.source_id, Error.kind, func.count())
+        .where(Error.resolved_at.is_(None))
+        .group_by(Error.source_id, Error.kind)
+    )
+    return {(source_id, str(kind)): int(n) for source_id, kind, n in rows}
+
+
+def _open_drift(session: Session) -> dict[int, int]:
+    rows = session.execute(
+        select(Line.source_id, func.count())
+        .join(Drift, Drift.line_id == Line.id)
+        .where(Drift.acknowledged_at.is_(None))
+        .group_by(Line.source_id)
+    )
+    return {int(source_id): int(n) for source_id, n in rows}
+
+
+def overview(
+    session: Session,
+    configured: Sequence[tuple[str, str, str]],
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    live: dict[str, str] | None = None,
+) -> Overview:
+    """Every source (configured as ``(name, kind, crontab)``, or only in the store).
+
+    ``live`` maps a source name to "running" or "queued" as Redis says right now.
+    """
+    live = live or {}
+    rows = {row.name: row for row in session.scalars(select(Source))}
+    names = _source_names(session)
+    errors = _open_errors(session)
+    drift = _open_drift(session)
+    config = {name: (kind, schedule) for name, kind, schedule in configured}
+    ordered = [name for name, _, _ in configured] + sorted(set(rows) - set(config))
+    result = []
+    for name in ordered:
+        row = rows.get(name)
+        kind, schedule = config.get(name, (str(row.kind) if row else "?", None))
+        last: RunRow | None = None
+        cursor: Cursor | None = None
+        if row is not None:
+            last_run = session.scalars(
+                select(Run)
+                .where(Run.source_id == row.id)
+                .order_by(Run.started_at.desc(), Run.id.desc())
+                .limit(1)
+            ).first()
+            last = None if last_run is None else _run_row(last_run, names)
+            cursor = session.scalars(
+                select(Cursor).where(Cursor.source_id == row.id).order_by(Cursor.updated_at.desc())
+            ).first()
+        if name in live:
+            status = live[name]
+        elif last is None:
+            status = "never run"
+        else:
+            status = {"failed": "failing", "succeeded": "ok"}.get(last.status, last.status)
+        sid = row.id if row is not None else -1
+        result.append(
+            SourceRow(
+                name=name,
+                kind=kind,
+                configured=name in config,
+                schedule=schedule,
+                status=status,
+                last_run=last,
+                last_success_at=row.last_success_at if row else None,
+                cursor_stream=cursor.stream if cursor else None,
+                cursor_value=cursor.value if cursor else None,
+                cursor_updated_at=cursor.updated_at if cursor else None,
+                lag_seconds=cursor_lag(cursor.value, cursor.updated_at, now) if cursor else None,
+                next_run_at=next_run(schedule, now, zone) if schedule else None,
+                unmapped=errors.get((sid, "unmapped"), 0),
+                bad_entries=errors.get((sid, "bad_entry"), 0),
+                config_errors=errors.get((sid, "configuration"), 0),
+                drift=drift.get(sid, 0),
+            )
+        )
+    return Overview(result, _attention(result, errors), runs_per_day(session, now=now, zone=zone))
+
+
+def _attention(
+    sources: list[SourceRow], errors: dict[tuple[int | None, str], int]
+) -> list[Attention]:
+    items = []
+    for src in sources:
+        if src.status == "failing":
+            items.append(
+                Attention("error", f"source {src.name}: its last run failed", "/runs?status=failed")
+            )
+        if src.config_errors:
+            items.append(
+                Attention(
+                    "error",
+                    f"source {src.name}: {src.config_errors} configuration error(s)",
+                    "/problems",
+                )
+            )
+        if not src.configured:
+            items.append(
+                Attention(
+                    "warning",
+                    f"source {src.name} is in the store but not in the configuration",
+                    "/",
+                )
+            )
+    general = errors.get((None, "configuration"), 0)
+    if general:
+        items.append(Attention("error", f"{general} configuration error(s)", "/problems"))
+    unmapped = sum(s.unmapped for s in sources)
+    bad = sum(s.bad_entries for s in sources)
+    drift = sum(s.drift for s in sources)
+    if unmapped:
+        items.append(
+            Attention(
+                "warning", f"{unmapped} time entries match no rule (unmapped work)", "/problems"
+            )
+        )
+    if bad:
+        items.append(
+            Attention("warning", f"{bad} bad time entries need fixing at the source", "/problems")
+        )
+    if drift:
+        items.append(
+            Attention(
+                "warning", f"{drift} drift row(s) on finalized invoices not acknowledged", "/drift"
+            )
+        )
+    return items
+
+
+# --- drafts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DraftRow:
+    id: int
+    invoice_number: str
+    contract_id: str
+    currency: str
+    period: str
+    seq: int
+    status: str
+    kukkingu_id: str | None
+    lines: int
+    capacity: int
+    amount_minor: int
+    totals: dict[str, str]  # currency -> formatted sum of its lines
+
+    @property
+    def fill_percent(self) -> int:
+        return min(100, round(100 * self.lines / self.capacity)) if self.capacity else 0
+
+
+@dataclass(frozen=True)
+class LineRow:
+    id: int
+    position: int
+    reference: str
+    description: str
+    quantity: str
+    amount_minor: int
+    amount: str
+    currency: str
+    period: str
+    state: str
+    late: bool
+    zeroed: bool
+    kukkingu_id: str | None
+
+
+def drafts(session: Session) -> list[DraftRow]:
+    sums: dict[int, dict[str, int]] = defaultdict(dict)
+    counts: dict[int, int] = defaultdict(int)
+    rows = session.execute(
+        select(Line.draft_id, Line.currency, func.count(), func.sum(Line.amount_minor)).group_by(
+            Line.draft_id, Line.currency
+        )
+    )
+    for draft_id, currency, n, total in rows:
+        sums[draft_id][currency] = int(total or 0)
+        counts[draft_id] += int(n)
+    result = []
+    for draft in session.scalars(select(Draft).order_by(Draft.created_at.desc(), Draft.id.desc())):
+        totals = sums.get(draft.id) or {draft.currency: 0}
+        result.append(
+            DraftRow(
+                id=draft.id,
+                invoice_number=draft.invoice_number,
+                contract_id=draft.contract_id,
+                currency=draft.currency,
+                period=draft.period,
+                seq=draft.seq,
+                status=str(draft.status),
+                kukkingu_id=draft.kukkingu_id,
+                lines=counts.get(draft.id, 0),
+                capacity=MAX_LINES_PER_DRAFT,
+                amount_minor=draft.amount_minor,
+                totals={c: format_minor(v, c) for c, v in sorted(totals.items())},
+            )
+        )
+    return result
+
+
+def draft_totals(rows: Sequence[DraftRow], session: Session) -> dict[str, str]:
+    """The sum of every line, per currency, across all drafts."""
+    totals = session.execute(
+        select(Line.currency, func.sum(Line.amount_minor)).group_by(Line.currency)
+    )
+    return {c: format_minor(int(v or 0), c) for c, v in sorted(totals)} if rows else {}
+
+
+def draft(session: Session, draft_id: int) -> tuple[DraftRow, list[LineRow]] | None:
+    found = next((d for d in drafts(session) if d.id == draft_id), None)
+    if found is None:
+        return None
+    lines = session.scalars(select(Line).where(Line.draft_id == draft_id).order_by(Line.position))
+    return found, [
+        LineRow(
+            id=line.id,
+            position=line.position,
+            reference=f"{line.reference_type}:{line.reference_id}",
+            description=line.description,
+            quantity=str(line.quantity),
+            amount_minor=line.amount_minor,
+            amount=format_minor(line.amount_minor, line.currency),
+            currency=line.currency,
+            period=line.period,
+            state=str(line.state),
+            late=line.late,
+            zeroed=line.state == LineState.ZEROED,
+            kukkingu_id=line.kukkingu_id,
+        )
+        for line in lines
+    ]
+
+
+# --- problems and drift ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnmappedGroup:
+    source: str | None
+    project: str
+    issue: str
+    summary: str
+    entries: int
+    seconds: int
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class BadEntry:
+    id: int
+    source: str | None
+    subject: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Problems:
+    unmapped: list[UnmappedGroup]
+    unmapped_by_project: dict[str, int]
+    bad_entries: list[BadEntry]
+    other: list[BadEntry]  # configuration and API errors, still open
+
+    @property
+    def empty(self) -> bool:
+        return not (self.unmapped or self.bad_entries or self.other)
+
+
+def problems(session: Session) -> Problems:
+    names = _source_names(session)
+    open_errors = session.scalars(
+        select(Error)
+        .where(Error.resolved_at.is_(None))
+        .order_by(Error.created_at.desc(), Error.id.desc())
+    ).all()
+    unmapped_keys = [e.subject for e in open_errors if e.kind == ErrorKind.UNMAPPED]
+    entries = (
+        {e.key: e for e in session.scalars(select(Entry).where(Entry.key.in_(unmapped_keys)))}
+        if unmapped_keys
+        else {}
+    )
+    issues = (
+        {
+            (i.source_id, i.external_id): i
+            for i in session.scalars(
+                select(SourceIssue).where(
+                    SourceIssue.external_id.in_({e.external_issue_id for e in entries.values()})
+                )
+            )
+        }
+        if entries
+        else {}
+    )
+    groups: dict[tuple[str | None, str, str], dict[str, Any]] = {}
+    for error in open_errors:
+        if error.kind != ErrorKind.UNMAPPED:
+            continue
+        entry = entries.get(error.subject)
+        issue = None
+        if entry is not None and entry.external_issue_id is not None:
+            issue = issues.get((entry.source_id, entry.external_issue_id))
+        src = names.get(error.source_id) if error.source_id is not None else None
+        project = issue.project if issue else "(unknown project)"
+        key = (
+            issue.key
+            if issue
+            else (entry.external_issue_id if entry else None) or "(unknown issue)"
+        )
+        group = groups.setdefault(
+            (src, project, str(key)),
+            {
+                "summary": issue.summary if issue else "",
+                "entries": 0,
+                "seconds": 0,
+                "first": error.created_at,
+            },
+        )
+        group["entries"] += 1
+        group["seconds"] += (entry.seconds or 0) if entry and entry.state != EntryState.BAD else 0
+        group["first"] = min(group["first"], error.created_at)
+    unmapped = [
+        UnmappedGroup(s, p, i, g["summary"], g["entries"], g["seconds"], g["first"])
+        for (s, p, i), g in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2]))
+    ]
+    by_project: dict[str, int] = defaultdict(int)
+    for found in unmapped:
+        by_project[found.project] += found.entries
+
+    def bad(error: Error) -> BadEntry:
+        src = names.get(error.source_id) if error.source_id is not None else None
+        return BadEntry(error.id, src, error.subject, error.reason, error.created_at)
+
+    return Problems(
+        unmapped=unmapped,
+        unmapped_by_project=dict(sorted(by_project.items())),
+        bad_entries=[bad(e) for e in open_errors if e.kind == ErrorKind.BAD_ENTRY],
+        other=[
+            bad(e) for e in open_errors if e.kind not in (ErrorKind.BAD_ENTRY, ErrorKind.UNMAPPED)
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    id: int
+    kind: str
+    invoice_number: str
+    draft_id: int
+    line_reference: str
+    line_description: str
+    entry: str | None
+    seconds_delta: int
+    detected_at: datetime
+    acknowledged_at: datetime | None
+
+
+def drift(session: Session) -> list[DriftRow]:
+    rows = session.execute(
+        select(Drift, Line, Draft, Entry)
+        .join(Line, Drift.line_id == Line.id)
+        .join(Draft, Line.draft_id == Draft.id)
+        .outerjoin(Entry, Drift.entry_id == Entry.id)
+        .order_by(Drift.acknowledged_at.is_not(None), Drift.detected_at.desc(), Drift.id.desc())
+    )
+    return [
+        DriftRow(
+            id=d.id,
+            kind=str(d.kind),
+            invoice_number=draft_.invoice_number,
+            draft_id=draft_.id,
+            line_reference=f"{line.reference_type}:{line.reference_id}",
+            line_description=line.description,
+            entry=entry.key if entry is not None else (d.detail or {}).get("entry"),
+            seconds_delta=d.seconds_delta,
+            detected_at=d.detected_at,
+            acknowledged_at=d.acknowledged_at,
+        )
+        for d, line, draft_, entry in rows
+    ]
