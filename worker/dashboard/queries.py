@@ -10,7 +10,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -219,11 +219,23 @@ class Overview:
 
 
 def _parse_time(value: str) -> datetime | None:
+    """A cursor value as an instant: GitHub's ISO times, Jira's epoch milliseconds."""
+    if value.isdigit() and len(value) >= 12:
+        return datetime.fromtimestamp(int(value) / 1000, UTC)
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+def _position(cursors: Sequence[Cursor]) -> Cursor | None:
+    """The most advanced cursor (the newest instant among those that are instants; ETag
+    rows and the like are not positions), else the one written last."""
+    timed = [(t, c) for c in cursors if (t := _parse_time(c.value)) is not None]
+    if timed:
+        return max(timed, key=lambda pair: pair[0])[1]
+    return max(cursors, key=lambda c: c.updated_at, default=None)
 
 
 def cursor_lag(value: str, updated_at: datetime, now: datetime) -> float:
@@ -308,9 +320,9 @@ def overview(
                 .limit(1)
             ).first()
             last = None if last_run is None else _run_row(last_run, names)
-            cursor = session.scalars(
-                select(Cursor).where(Cursor.source_id == row.id).order_by(Cursor.updated_at.desc())
-            ).first()
+            cursor = _position(
+                session.scalars(select(Cursor).where(Cursor.source_id == row.id)).all()
+            )
         if name in live:
             status = live[name]
         elif last is None:
