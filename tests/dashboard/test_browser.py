@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -65,16 +66,10 @@ class Stack:
         self.factory: sessionmaker[Session] = session_factory(self.engine)
 
     def sync(self, source: str) -> None:
-        with kukkingu_client(self.settings) as client:
-            try:
-                sync(
-                    self.settings,
-                    self.factory,
-                    client,
-                    open_source(self.settings, self.settings.source(source)),
-                )
-            except BillsyncError:
-                pass  # recorded as a failed run
+        source_ = open_source(self.settings, self.settings.source(source))
+        # a failure is recorded as a failed run, which is what the test wants to see
+        with kukkingu_client(self.settings) as client, suppress(BillsyncError):
+            sync(self.settings, self.factory, client, source_)
 
     def runs(self) -> list[tuple[str, RunStatus]]:
         with self.factory() as session:
