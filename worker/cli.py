@@ -26,6 +26,7 @@ from sandbox.main import (
     start_sandbox,
     write_info,
 )
+from sandbox.server import ServerThread
 from worker import __version__
 from worker.clients import kukkingu_client
 from worker.config import ConfigError, Settings, load_config
@@ -461,10 +462,42 @@ def demo_command(state: _State, wait: bool) -> None:
             if failed:
                 raise click.ClickException("the demo sync failed (see above)")
             if wait:
-                click.echo("Serving; press Ctrl-C to stop.")
-                _wait_for_signal()
+                _demo_dashboard(settings)
     except SandboxStartError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _demo_dashboard(settings: Settings) -> None:
+    """Serve the dashboard until Ctrl-C. The demo has no Redis: "Sync now" syncs inline."""
+    from worker.dashboard import create_app
+    from worker.sources import open_source
+    from worker.store import make_engine, session_factory
+    from worker.sync import sync
+
+    engine = make_engine(settings.state_url)
+    factory = session_factory(engine)
+    lock = threading.Lock()  # one demo sync at a time, like the per-source lock
+
+    def sync_inline(source: str, trigger: str) -> str:
+        def run() -> None:
+            with lock, kukkingu_client(settings) as client:
+                try:
+                    sync(settings, factory, client, open_source(settings, settings.source(source)))
+                except Exception:
+                    logging.getLogger("billsync.demo").exception("demo sync of %s", source)
+
+        threading.Thread(target=run, name=f"demo sync {source}", daemon=True).start()
+        return f"inline {source}"
+
+    config = settings.file.dashboard
+    token_note = f" (token from {config.token_env})" if config.token_env else ""
+    app = create_app(settings, factory=factory, enqueue=sync_inline)
+    server = ServerThread(app, host=config.host, port=config.port)
+    with server:
+        click.echo(f"Dashboard         {server.url}/  log in with the sandbox token{token_note}")
+        click.echo("Serving; press Ctrl-C to stop.")
+        _wait_for_signal()
+    engine.dispose()
 
 
 def main() -> None:
