@@ -126,9 +126,11 @@ def redis_server() -> Iterator[RedisServer]:
         server.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium through Playwright, for the session."""
+    """Headless Debian Chromium through Playwright, for one test module. Not longer: the
+    sync API keeps an event loop running in this thread, which later asyncio.run() calls
+    (other modules' tests) would trip over."""
     if not CHROMIUM.exists():
         pytest.fail(BROWSER_HINT, pytrace=False)
     with sync_playwright() as playwright:
