@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -88,3 +90,30 @@ class SandboxClock:
             "epoch": int(now.timestamp()),
             "frozen": self.frozen,
         }
+
+
+class ClockChange(BaseModel):
+    """The body of ``POST /_sandbox/clock``: exactly one of ``now``, ``advance``, ``real``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    now: AwareDatetime | None = None
+    advance: float | None = None
+    real: bool | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ClockChange:
+        given = [v for v in (self.now, self.advance, self.real) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of now, advance, real")
+        return self
+
+    def apply(self, clock: SandboxClock) -> dict[str, object]:
+        """Change ``clock`` as asked; returns its new state for the answer."""
+        if self.now is not None:
+            clock.set(self.now)
+        elif self.advance is not None:
+            clock.advance(self.advance)
+        else:
+            clock.release()
+        return clock.to_json()

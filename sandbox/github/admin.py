@@ -35,6 +35,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app, describe_plainly
+from sandbox.common.clock import ClockChange
 from sandbox.github.render import rate_json, timestamp
 from sandbox.github.seed import DEMO_LOGIN
 from sandbox.github.state import Comment, GitHubState, Invalid, Issue, NotFound, Rate, Repo
@@ -45,19 +46,6 @@ if TYPE_CHECKING:
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ClockChange(_Body):
-    now: AwareDatetime | None = None
-    advance: float | None = None
-    real: bool | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> ClockChange:
-        given = [v for v in (self.now, self.advance, self.real) if v is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of now, advance, real")
-        return self
 
 
 class UserCreate(_Body):
@@ -123,7 +111,7 @@ class BudgetChange(_Body):
         return self
 
 
-BodyT = TypeVar("BodyT", bound=_Body)
+BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
 class _AdminError(Exception):
@@ -219,13 +207,7 @@ def create_github_admin_app(app: GitHubApp) -> ASGIApp:
 
     async def post_clock(request: Request) -> Response:
         change = await _parse(request, ClockChange)
-        if change.now is not None:
-            state.clock.set(change.now)
-        elif change.advance is not None:
-            state.clock.advance(change.advance)
-        else:
-            state.clock.release()
-        return ok(state.clock.to_json())
+        return ok(change.apply(state.clock))
 
     async def add_user(request: Request) -> Response:
         body = await _parse(request, UserCreate)

@@ -25,13 +25,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app, describe_plainly
+from sandbox.common.clock import ClockChange
 from sandbox.jira.render import jira_time
 from sandbox.jira.seed import DEMO_ACCOUNT_ID
 from sandbox.jira.state import Invalid, Issue, NotFound, Worklog
@@ -42,19 +43,6 @@ if TYPE_CHECKING:
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ClockChange(_Body):
-    now: AwareDatetime | None = None
-    advance: float | None = None
-    real: bool | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> ClockChange:
-        given = [v for v in (self.now, self.advance, self.real) if v is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of now, advance, real")
-        return self
 
 
 class IssueCreate(_Body):
@@ -101,7 +89,7 @@ class RawWorklog(_Body):
     worklog: dict[str, Any]
 
 
-BodyT = TypeVar("BodyT", bound=_Body)
+BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
 class _AdminError(Exception):
@@ -187,13 +175,7 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
 
     async def post_clock(request: Request) -> Response:
         change = await _parse(request, ClockChange)
-        if change.now is not None:
-            state.clock.set(change.now)
-        elif change.advance is not None:
-            state.clock.advance(change.advance)
-        else:
-            state.clock.release()
-        return ok(state.clock.to_json())
+        return ok(change.apply(state.clock))
 
     async def add_issue(request: Request) -> Response:
         body = await _parse(request, IssueCreate)
