@@ -30,14 +30,16 @@ matching one adds its delay.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FaultKind = Literal["error500", "rate_limit", "drop_after_commit", "latency"]
@@ -221,3 +223,20 @@ class FaultInjector:
             if getattr(cycle, "disconnected", True):
                 break
             await asyncio.sleep(0)
+
+
+def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str | None:
+    """The template of the route a request hits, converters dropped (``{id:int}`` ->
+    ``{id}``): the first full match, else the first path match with another method."""
+    partial: str | None = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        path = getattr(route, "path", None)
+        if path is None:
+            continue
+        template = re.sub(r"\{(\w+):\w+\}", r"{\1}", str(path))
+        if match is Match.FULL:
+            return template
+        if match is Match.PARTIAL and partial is None:
+            partial = template
+    return partial

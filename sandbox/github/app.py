@@ -40,7 +40,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from sandbox.common.admin import is_admin_path
@@ -50,6 +50,7 @@ from sandbox.common.faults import (
     FaultSpec,
     RequestCounter,
     default_retry_after,
+    route_template,
 )
 from sandbox.github.admin import create_github_admin_app
 from sandbox.github.render import Renderer, rate_limit_body
@@ -608,11 +609,7 @@ class GitHubApp:
         return self.info.to_json() if self.info is not None else {}
 
     def route_template(self, scope: Scope) -> str | None:
-        for route in self._api_routes:
-            match, _ = route.matches(scope)
-            if match is not Match.NONE:
-                return str(getattr(route, "path", None)).replace(":int}", "}")
-        return None
+        return route_template(self._api_routes, scope)
 
     # -- headers on every API response ------------------------------------------------------
 

@@ -40,6 +40,7 @@ from sandbox.common.faults import (
     FaultSpec,
     RequestCounter,
     default_retry_after,
+    route_template,
 )
 from sandbox.jira import jql
 from sandbox.jira.admin import create_jira_admin_app
@@ -569,14 +570,7 @@ class JiraApp:
         return self.info.to_json() if self.info is not None else {}
 
     def route_template(self, scope: Scope) -> str | None:
-        partial: str | None = None
-        for route in self._api_routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return str(getattr(route, "path", None))
-            if match is Match.PARTIAL and partial is None:
-                partial = getattr(route, "path", None)
-        return partial
+        return route_template(self._api_routes, scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if is_admin_path(scope.get("path", "")):

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
+from sandbox.common.faults import route_template
 from sandbox.kukkingu import schemas
 from sandbox.kukkingu.admin import ADMIN_PREFIX, create_admin_app
 from sandbox.kukkingu.errors import ApiError, BadRequest, MethodNotAllowed, NotFound
@@ -344,15 +345,7 @@ class KukkinguApp:
         return self.demo.to_json() if self.demo is not None else {}
 
     def route_template(self, scope: Scope) -> str | None:
-        """The template of the route a request hits (first full match, else a method miss)."""
-        partial: str | None = None
-        for route in self._api_routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return str(getattr(route, "path", None))
-            if match is Match.PARTIAL and partial is None:
-                partial = getattr(route, "path", None)
-        return partial
+        return route_template(self._api_routes, scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
