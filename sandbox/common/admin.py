@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -129,3 +129,27 @@ def create_admin_app(
         exception_handlers={HTTPException: http_error, **(exception_handlers or {})},
     )
     return LoopbackOnly(router)
+
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+class AdminError(Exception):
+    """An admin request that cannot be carried out: answered with ``status`` and ``code``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
+    """The request's JSON body as ``model``; a 400 AdminError naming the problem otherwise."""
+    raw = await request.body()
+    try:
+        json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AdminError(400, "BadRequest", f"body: is not valid JSON ({exc})") from None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise AdminError(400, "BadRequest", describe_plainly(exc)) from None

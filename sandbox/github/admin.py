@@ -24,17 +24,18 @@ Loopback only, never counted, never faulted, no ``x-ratelimit-*``. Answers are
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app, describe_plainly
+from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app
+from sandbox.common.admin import AdminError as _AdminError
+from sandbox.common.admin import parse_body as _parse
 from sandbox.common.clock import ClockChange
 from sandbox.github.render import rate_json, timestamp
 from sandbox.github.seed import DEMO_LOGIN
@@ -109,27 +110,6 @@ class BudgetChange(_Body):
         if sum(v is not None for v in (self.login, self.token, self.address)) > 1:
             raise ValueError("give at most one of login, token, address")
         return self
-
-
-BodyT = TypeVar("BodyT", bound=BaseModel)
-
-
-class _AdminError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-async def _parse(request: Request, model: type[BodyT]) -> BodyT:
-    raw = await request.body()
-    try:
-        json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _AdminError(400, "BadRequest", f"body: is not valid JSON ({exc})") from None
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise _AdminError(400, "BadRequest", describe_plainly(exc)) from None
 
 
 def repo_json(repo: Repo) -> dict[str, Any]:

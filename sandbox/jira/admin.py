@@ -22,16 +22,17 @@ Every change stamps ``updated`` with the sandbox clock.
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app, describe_plainly
+from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app
+from sandbox.common.admin import AdminError as _AdminError
+from sandbox.common.admin import parse_body as _parse
 from sandbox.common.clock import ClockChange
 from sandbox.jira.render import jira_time
 from sandbox.jira.seed import DEMO_ACCOUNT_ID
@@ -87,27 +88,6 @@ class WorklogEdit(_Body):
 class RawWorklog(_Body):
     issue: str | int
     worklog: dict[str, Any]
-
-
-BodyT = TypeVar("BodyT", bound=BaseModel)
-
-
-class _AdminError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-async def _parse(request: Request, model: type[BodyT]) -> BodyT:
-    raw = await request.body()
-    try:
-        json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _AdminError(400, "BadRequest", f"body: is not valid JSON ({exc})") from None
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise _AdminError(400, "BadRequest", describe_plainly(exc)) from None
 
 
 def issue_json(issue: Issue, time_zone: str) -> dict[str, Any]:
