@@ -6,6 +6,7 @@ is unusable (``EX_CONFIG`` from sysexits.h), so scripts can tell "fix the config
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -192,6 +193,7 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
 
     engine = make_engine(settings.state_url)
     factory = session_factory(engine)
+    redis = None if dry_run else _reachable_redis(settings)
     failed = False
     try:
         with kukkingu_client(settings) as client:
@@ -201,10 +203,21 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
                     if dry_run:
                         result = plan_only(settings, factory, client, source)
                         click.echo("\n".join(plan_lines(result)))
-                    else:
-                        with terminal_progress(name) as progress:
-                            result = sync(settings, factory, client, source, progress=progress)
-                        click.echo(summary(result))
+                        continue
+                    with (
+                        _inline_locks(settings, redis, name) as (checkpoint, ledger),
+                        terminal_progress(name) as progress,
+                    ):
+                        result = sync(
+                            settings,
+                            factory,
+                            client,
+                            source,
+                            progress=progress,
+                            checkpoint=checkpoint,
+                            ledger_lock=ledger,
+                        )
+                    click.echo(summary(result))
                 except BillsyncError as exc:
                     failed = True
                     click.echo(f"error: {name}: {exc}", err=True)
@@ -215,7 +228,48 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
                     click.echo(f"error: {name}: the state store failed: {reason}", err=True)
     finally:
         engine.dispose()
+        if redis is not None:
+            redis.close()
     return failed
+
+
+def _reachable_redis(settings: Settings) -> Any:
+    """The broker's Redis if it answers now, else None (the demo, a laptop without one)."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    redis = Redis.from_url(settings.broker_url, socket_connect_timeout=1, socket_timeout=5)
+    try:
+        redis.ping()
+    except RedisError:
+        redis.close()
+        click.echo(
+            "note: no Redis at the broker URL: syncing without the locks workers use", err=True
+        )
+        return None
+    return redis
+
+
+@contextlib.contextmanager
+def _inline_locks(settings: Settings, redis: Any, name: str) -> Any:
+    """With Redis: the same locks a worker takes (refused if a worker syncs this source)."""
+    from worker.errors import ConfigurationError
+    from worker.locks import HeldLock, ledger_lock, source_lock_key
+
+    if redis is None:
+        yield (lambda step: None), contextlib.nullcontext
+        return
+    lock = HeldLock(redis, source_lock_key(name), ttl=settings.file.broker.lock_ttl_seconds)
+    if not lock.acquire():
+        raise ConfigurationError(
+            f"a sync of {name} is running (in a worker); `billsync enqueue --source {name}` "
+            "queues one after it"
+        )
+    tenant = settings.file.kukkingu.tenant_id
+    try:
+        yield lock.check, (lambda: ledger_lock(redis, tenant))
+    finally:
+        lock.release()
 
 
 # --- the service: worker, beat, enqueue --------------------------------------------------------

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from redis import Redis
@@ -111,3 +113,15 @@ def request_follow_up(redis: Redis, source: str) -> bool:
 def clear_follow_up(redis: Redis, source: str) -> None:
     """A sync is starting: it covers every request made so far."""
     redis.delete(pending_key(source))
+
+
+@contextmanager
+def ledger_lock(redis: Redis, tenant: str, wait: float = 300.0) -> Iterator[None]:
+    """Hold the tenant's ledger lock (plan + apply) for the block; wait up to ``wait``."""
+    lock = HeldLock(redis, ledger_lock_key(tenant))
+    if not lock.acquire(blocking=True, wait=wait):
+        raise RetryableError(f"another sync held the ledger for {wait:.0f} s", retry_after=30)
+    try:
+        yield
+    finally:
+        lock.release()

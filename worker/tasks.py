@@ -23,8 +23,7 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import Any
 
 from celery import Celery, Task
@@ -38,7 +37,7 @@ from worker.errors import ConfigurationError, RetryableError
 from worker.locks import (
     HeldLock,
     clear_follow_up,
-    ledger_lock_key,
+    ledger_lock,
     request_follow_up,
     running_key,
     source_lock_key,
@@ -110,19 +109,6 @@ def backoff(retries: int) -> float:
     return float(min(600.0, 5.0 * 2**retries) * (0.5 + random.random() / 2))  # noqa: S311
 
 
-@contextmanager
-def _ledger_lock(redis: Redis, tenant: str) -> Iterator[None]:
-    lock = HeldLock(redis, ledger_lock_key(tenant))
-    if not lock.acquire(blocking=True, wait=LEDGER_WAIT):
-        raise RetryableError(
-            f"another sync held the ledger for {LEDGER_WAIT:.0f} s", retry_after=30
-        )
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 @app.task(name=SYNC_TASK, bind=True, max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]
 def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: bool = False) -> str:
     """Sync one source now, unless another sync of it runs (then: one follow-up later)."""
@@ -161,7 +147,7 @@ def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: b
                 trigger=RunTrigger(trigger),
                 task_id=self.request.id,
                 checkpoint=lock.check,
-                ledger_lock=lambda: _ledger_lock(redis, config.file.kukkingu.tenant_id),
+                ledger_lock=lambda: ledger_lock(redis, config.file.kukkingu.tenant_id, LEDGER_WAIT),
             )
         return f"{result.applied.lines_created} created, {result.applied.lines_updated} updated"
     except ConfigurationError:

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from redis import Redis
 from sqlalchemy import create_engine, func, select
 
 from sandbox.kukkingu.seed import ACME_CONTRACT_ID, DEMO_TENANT_ID
 from tests.support.billing import demo_source, writes
 from tests.support.kukkingu import RunningKukkingu
+from tests.support.redis import RedisServer
 from worker import sources
 from worker.cli import cli
+from worker.locks import HeldLock, source_lock_key
 from worker.store import Entry, Run, upgrade
 
 CONFIG = """
@@ -134,3 +137,30 @@ def test_a_kind_without_connector_is_a_clear_error(
     result = invoke(path)
     assert result.exit_code == 1
     assert "error: mem: source 'mem': no connector for kind 'jira' is available" in result.stderr
+
+
+def test_inline_sync_takes_the_workers_lock(
+    tmp_path: Path,
+    kukkingu: RunningKukkingu,
+    memory_source: sources.InMemorySource,
+    redis_server: RedisServer,
+) -> None:
+    """With the broker's Redis up, `billsync sync` refuses while a worker syncs the source."""
+    if redis_server.process is None:
+        redis_server.start()
+    path, _ = configure(tmp_path, kukkingu.url)
+    path.write_text(path.read_text() + f'[broker]\nurl = "{redis_server.url}"\n')
+    redis = Redis.from_url(redis_server.url)
+    held = HeldLock(redis, source_lock_key("mem"), ttl=30)
+    assert held.acquire()
+    try:
+        busy = invoke(path)
+        assert busy.exit_code == 1
+        assert "a sync of mem is running (in a worker)" in busy.stderr
+        assert writes(kukkingu.requests()) == {}
+    finally:
+        held.release()
+    done = invoke(path)
+    assert done.exit_code == 0, done.output
+    assert redis.get(source_lock_key("mem")) is None  # released again
+    redis.close()
