@@ -18,7 +18,7 @@ A sandbox adds its own routes (``extra_routes``, already prefixed). Errors are
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sandbox.common.clock import ClockChange, SandboxClock
 from sandbox.common.faults import FaultPlan, FaultSpec, RequestCounter
 
 ADMIN_PREFIX = "/_sandbox"
@@ -153,3 +154,49 @@ async def parse_body(request: Request, model: type[BodyT]) -> BodyT:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise AdminError(400, "BadRequest", describe_plainly(exc)) from None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def ok(data: Any) -> JSONResponse:
+    """A successful admin answer: ``{"data": ...}``."""
+    return JSONResponse({"data": data})
+
+
+def guard(not_found: type[Exception], invalid: type[Exception]) -> Callable[[Handler], Handler]:
+    """Wrap admin handlers so the sandbox's own errors become JSON answers (404, 400)."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AdminError as exc:
+                return admin_error(exc.status, exc.code, exc.message)
+            except not_found as exc:
+                return admin_error(404, "NotFound", str(exc))
+            except invalid as exc:
+                return admin_error(400, "BadRequest", str(exc))
+
+        return run
+
+    return wrap
+
+
+def clock_routes(clock: SandboxClock) -> list[BaseRoute]:
+    """``GET`` and ``POST /_sandbox/clock``: read and change a sandbox's clock."""
+
+    async def get_clock(request: Request) -> Response:
+        return ok(clock.to_json())
+
+    async def post_clock(request: Request) -> Response:
+        try:
+            change = await parse_body(request, ClockChange)
+        except AdminError as exc:
+            return admin_error(exc.status, exc.code, exc.message)
+        return ok(change.apply(clock))
+
+    return [
+        Route(f"{ADMIN_PREFIX}/clock", get_clock, methods=["GET"]),
+        Route(f"{ADMIN_PREFIX}/clock", post_clock, methods=["POST"]),
+    ]

@@ -24,19 +24,23 @@ Loopback only, never counted, never faulted, no ``x-ratelimit-*``. Answers are
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app
+from sandbox.common.admin import (
+    ADMIN_PREFIX,
+    clock_routes,
+    create_admin_app,
+    guard,
+    ok,
+)
 from sandbox.common.admin import AdminError as _AdminError
 from sandbox.common.admin import parse_body as _parse
-from sandbox.common.clock import ClockChange
 from sandbox.github.render import rate_json, timestamp
 from sandbox.github.seed import DEMO_LOGIN
 from sandbox.github.state import Comment, GitHubState, Invalid, Issue, NotFound, Rate, Repo
@@ -158,36 +162,13 @@ def _rate(rate: Rate) -> dict[str, int]:
 def create_github_admin_app(app: GitHubApp) -> ASGIApp:
     state = app.state
 
-    def ok(data: Any) -> JSONResponse:
-        return JSONResponse({"data": data})
-
-    def guarded(
-        handler: Callable[[Request], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def run(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except _AdminError as exc:
-                return admin_error(exc.status, exc.code, exc.message)
-            except NotFound as exc:
-                return admin_error(404, "NotFound", str(exc))
-            except Invalid as exc:
-                return admin_error(400, "BadRequest", str(exc))
-
-        return run
+    guarded = guard(NotFound, Invalid)
 
     def _comment_id(request: Request) -> int:
         raw = request.path_params["comment_id"]
         if not raw.isdigit():
             raise _AdminError(404, "NotFound", f"comment {raw} does not exist")
         return int(raw)
-
-    async def get_clock(request: Request) -> Response:
-        return ok(state.clock.to_json())
-
-    async def post_clock(request: Request) -> Response:
-        change = await _parse(request, ClockChange)
-        return ok(change.apply(state.clock))
 
     async def add_user(request: Request) -> Response:
         body = await _parse(request, UserCreate)
@@ -285,8 +266,7 @@ def create_github_admin_app(app: GitHubApp) -> ASGIApp:
 
     prefix = ADMIN_PREFIX
     routes: list[BaseRoute] = [
-        Route(f"{prefix}/clock", guarded(get_clock), methods=["GET"]),
-        Route(f"{prefix}/clock", guarded(post_clock), methods=["POST"]),
+        *clock_routes(state.clock),
         Route(f"{prefix}/users", guarded(add_user), methods=["POST"]),
         Route(f"{prefix}/repos", guarded(add_repo), methods=["POST"]),
         Route(f"{prefix}/issues", guarded(add_issue), methods=["POST"]),

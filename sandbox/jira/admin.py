@@ -26,14 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from sandbox.common.admin import ADMIN_PREFIX, admin_error, create_admin_app
+from sandbox.common.admin import (
+    ADMIN_PREFIX,
+    clock_routes,
+    create_admin_app,
+    guard,
+    ok,
+)
 from sandbox.common.admin import AdminError as _AdminError
 from sandbox.common.admin import parse_body as _parse
-from sandbox.common.clock import ClockChange
 from sandbox.jira.render import jira_time
 from sandbox.jira.seed import DEMO_ACCOUNT_ID
 from sandbox.jira.state import Invalid, Issue, NotFound, Worklog
@@ -133,29 +138,7 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
     state = app.state
     zone = "UTC"
 
-    def ok(data: Any) -> JSONResponse:
-        return JSONResponse({"data": data})
-
-    def guarded(handler: Any) -> Any:
-        async def run(request: Request) -> Response:
-            try:
-                result: Response = await handler(request)
-            except _AdminError as exc:
-                return admin_error(exc.status, exc.code, exc.message)
-            except NotFound as exc:
-                return admin_error(404, "NotFound", str(exc))
-            except Invalid as exc:
-                return admin_error(400, "BadRequest", str(exc))
-            return result
-
-        return run
-
-    async def get_clock(request: Request) -> Response:
-        return ok(state.clock.to_json())
-
-    async def post_clock(request: Request) -> Response:
-        change = await _parse(request, ClockChange)
-        return ok(change.apply(state.clock))
+    guarded = guard(NotFound, Invalid)
 
     async def add_issue(request: Request) -> Response:
         body = await _parse(request, IssueCreate)
@@ -224,8 +207,7 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
 
     prefix = ADMIN_PREFIX
     routes: list[BaseRoute] = [
-        Route(f"{prefix}/clock", guarded(get_clock), methods=["GET"]),
-        Route(f"{prefix}/clock", guarded(post_clock), methods=["POST"]),
+        *clock_routes(state.clock),
         Route(f"{prefix}/issues", guarded(add_issue), methods=["POST"]),
         Route(f"{prefix}/issues/{{key}}", guarded(patch_issue), methods=["PATCH"]),
         Route(f"{prefix}/issues/{{key}}/move", guarded(move_issue), methods=["POST"]),
