@@ -15,13 +15,14 @@ from sandbox.github import GitHubApp, GitHubState, create_app
 from sandbox.github.app import Seeder
 from sandbox.github.seed import DEMO_TOKEN, seed_demo
 from sandbox.server import ServerThread
+from tests.support.admin import ClockAdmin
 
 GITHUB_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 """Where the test fixtures freeze the sandbox clock (the demo data lies in the 8 weeks before)."""
 
 
 @dataclass
-class RunningGitHub:
+class RunningGitHub(ClockAdmin):
     """The sandbox app, its server, and shortcuts to ``/_sandbox`` (faults, counts, reset,
     clock, data and budget changes). Admin helpers answer the ``data`` of the admin response."""
 
@@ -62,24 +63,6 @@ class RunningGitHub:
             retry=None,
         )
 
-    def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}/_sandbox{path}", timeout=10, **kwargs)
-        if response.status_code >= 400:
-            raise AssertionError(
-                f"{method} /_sandbox{path}: {response.status_code} {response.text}"
-            )
-        return response.json()["data"] if response.status_code == 200 else None
-
-    def fault(self, spec: dict[str, Any]) -> None:
-        self._admin("POST", "/faults", json=spec)
-
-    def requests(self) -> dict[str, int]:
-        counts: dict[str, int] = self._admin("GET", "/requests")
-        return counts
-
-    def clear_requests(self) -> None:
-        self._admin("DELETE", "/requests")
-
     def reset(self) -> None:
         """Back to the seeded state (clock restored, budgets full), counts and faults cleared;
         in-process."""
@@ -87,20 +70,6 @@ class RunningGitHub:
 
     def info(self) -> dict[str, Any]:
         result: dict[str, Any] = self._admin("GET", "/info")
-        return result
-
-    # -- clock ----------------------------------------------------------------------------
-
-    def clock(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._admin("GET", "/clock")
-        return result
-
-    def freeze_clock(self, now: datetime) -> dict[str, Any]:
-        result: dict[str, Any] = self._admin("POST", "/clock", json={"now": now.isoformat()})
-        return result
-
-    def advance_clock(self, seconds: float) -> dict[str, Any]:
-        result: dict[str, Any] = self._admin("POST", "/clock", json={"advance": seconds})
         return result
 
     # -- data -----------------------------------------------------------------------------

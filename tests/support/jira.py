@@ -8,19 +8,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from sandbox.jira import JiraApp, JiraState, create_app
 from sandbox.jira.app import Seeder
 from sandbox.jira.seed import DEMO_API_TOKEN, DEMO_EMAIL, seed_demo
 from sandbox.server import ServerThread
+from tests.support.admin import ClockAdmin
 
 JIRA_NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 """Where the test fixtures freeze the sandbox clock (a Friday, 10:00 in Berlin)."""
 
 
 @dataclass
-class RunningJira:
+class RunningJira(ClockAdmin):
     """The sandbox app, its server, and shortcuts to ``/_sandbox`` (faults, counts, reset,
     clock and data changes). Admin helpers answer the ``data`` of the admin response."""
 
@@ -36,38 +35,9 @@ class RunningJira:
         """The demo user's Basic credentials (email, API token)."""
         return (DEMO_EMAIL, DEMO_API_TOKEN)
 
-    def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}/_sandbox{path}", timeout=10, **kwargs)
-        if response.status_code >= 400:
-            raise AssertionError(
-                f"{method} /_sandbox{path}: {response.status_code} {response.text}"
-            )
-        return response.json()["data"] if response.status_code == 200 else None
-
-    def fault(self, spec: dict[str, Any]) -> None:
-        self._admin("POST", "/faults", json=spec)
-
-    def requests(self) -> dict[str, int]:
-        counts: dict[str, int] = self._admin("GET", "/requests")
-        return counts
-
     def reset(self) -> None:
         """Back to the seeded state (clock restored), counts and faults cleared; in-process."""
         self.app.reset()
-
-    # -- clock ----------------------------------------------------------------------------
-
-    def clock(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._admin("GET", "/clock")
-        return result
-
-    def freeze_clock(self, now: datetime) -> dict[str, Any]:
-        result: dict[str, Any] = self._admin("POST", "/clock", json={"now": now.isoformat()})
-        return result
-
-    def advance_clock(self, seconds: float) -> dict[str, Any]:
-        result: dict[str, Any] = self._admin("POST", "/clock", json={"advance": seconds})
-        return result
 
     # -- data -----------------------------------------------------------------------------
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
 
 from sandbox.kukkingu import KukkinguApp, KukkinguState, create_app
 from sandbox.server import ServerThread
+from tests.support.admin import SandboxAdmin
 
 
 @dataclass
-class RunningKukkingu:
+class RunningKukkingu(SandboxAdmin):
     """The sandbox app, its server, and shortcuts to ``/_sandbox`` (faults, counts, reset)."""
 
     app: KukkinguApp
@@ -23,18 +21,6 @@ class RunningKukkingu:
     @property
     def url(self) -> str:
         return self.server.url
-
-    def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}/_sandbox{path}", timeout=10, **kwargs)
-        response.raise_for_status()
-        return response.json()["data"] if response.status_code == 200 else None
-
-    def fault(self, spec: dict[str, Any]) -> None:
-        self._admin("POST", "/faults", json=spec)
-
-    def requests(self) -> dict[str, int]:
-        counts: dict[str, int] = self._admin("GET", "/requests")
-        return counts
 
     def reset(self) -> None:
         """Back to the seeded state, counts and faults cleared (in-process: it is faster;
