@@ -104,10 +104,18 @@ class HeldLock:
         self.release()
 
 
-def request_follow_up(redis: Redis, source: str) -> bool:
-    """Mark that a sync of ``source`` was asked for while one runs. True for the first
-    asker only: it owns the one follow-up; later askers are covered by it."""
-    return bool(redis.set(pending_key(source), "1", nx=True, ex=PENDING_TTL))
+def request_follow_up(redis: Redis, source: str, trigger: str = "on_demand") -> bool:
+    """Mark that a sync of ``source`` (with this trigger) was asked for while one runs.
+    True for the first asker; later askers are covered by the same follow-up."""
+    return bool(redis.set(pending_key(source), trigger, nx=True, ex=PENDING_TTL))
+
+
+def pending_follow_up(redis: Redis, source: str) -> str | None:
+    """The trigger of the request waiting for a follow-up of ``source``, if one is."""
+    value = redis.get(pending_key(source))
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def clear_follow_up(redis: Redis, source: str) -> None:

@@ -15,6 +15,13 @@ The task is a thin shim: it takes a source *name*, loads the settings once per p
 takes the source's lock (or coalesces into one follow-up), and calls :func:`worker.sync.sync`,
 which records the run. Retryable failures (429s, an unreachable API, a lost lock) retry with
 the wait the error carries, or exponential backoff; configuration errors do not retry.
+
+Coalescing never parks a message in a worker: Celery drops the countdown messages a worker
+holds when its broker connection breaks, and Redis gives them back only after the visibility
+timeout (hours). So a request made while a sync runs only marks the source *pending* in
+Redis and ends; the running sync, when it ends, sends one fresh follow-up if the mark is
+there. A message delivered again because its worker was killed mid-sync finds its own
+``running`` marker and waits out the dead holder's lock instead of coalescing.
 """
 
 from __future__ import annotations
@@ -27,9 +34,14 @@ from contextlib import suppress
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import Retry as CeleryRetry
 from celery.signals import worker_process_init
 from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from worker.clients import kukkingu_client
 from worker.config import Settings, load_config
@@ -38,6 +50,7 @@ from worker.locks import (
     HeldLock,
     clear_follow_up,
     ledger_lock,
+    pending_follow_up,
     request_follow_up,
     running_key,
     source_lock_key,
@@ -64,6 +77,13 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
     task_default_queue="billsync",
+    # ride out a Redis restart when sending a follow-up or a retry (~15 s of attempts)
+    task_publish_retry_policy={
+        "max_retries": 10,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 2,
+    },
 )
 
 _settings: Settings | None = None
@@ -101,7 +121,22 @@ def _load_settings_in_child(**_: Any) -> None:
 
 
 def redis_client() -> Redis:
-    return Redis.from_url(settings().broker_url)
+    """Redis for locks and markers. Each command is retried with backoff for about ten
+    seconds, so a Redis restart (its append-only file keeps the keys) is ridden out."""
+    return Redis.from_url(
+        settings().broker_url,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 15),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+def _holder_task(redis: Redis, source: str) -> str | None:
+    """The task id in ``source``'s running marker (``host:pid:task``), if any."""
+    marker = redis.get(running_key(source))
+    if marker is None:
+        return None
+    text = marker.decode() if isinstance(marker, bytes) else str(marker)
+    return text.rsplit(":", 1)[-1]
 
 
 def backoff(retries: int) -> float:
@@ -112,31 +147,49 @@ def backoff(retries: int) -> float:
 @app.task(name=SYNC_TASK, bind=True, max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]
 def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: bool = False) -> str:
     """Sync one source now, unless another sync of it runs (then: one follow-up later)."""
-    from worker.sync import sync  # deferred: keeps `billsync enqueue` light
-
     config = settings()
     names = {s.name for s in config.file.sources}
     if source not in names:
         log.error("no source named %r in the configuration; dropping the request", source)
         return "unknown source"
     redis = redis_client()
-    lock = HeldLock(redis, source_lock_key(source), ttl=config.file.broker.lock_ttl_seconds)
+    ttl = config.file.broker.lock_ttl_seconds
+    lock = HeldLock(redis, source_lock_key(source), ttl=ttl)
     try:
         acquired = lock.acquire()
-    except RedisError as exc:  # Redis restarting: try again shortly
+        if not acquired and _holder_task(redis, source) == self.request.id:
+            # delivered again after the worker running this very task died: its lock
+            # expires within the TTL, and this delivery is the one that finishes the work
+            log.info("sync of %s resumes after its worker died; waiting for its lock", source)
+            acquired = lock.acquire(blocking=True, wait=ttl + 2)
+        if not acquired:
+            # Coalesce: mark the source pending; the running sync sends one follow-up.
+            request_follow_up(redis, source, trigger)
+            return "coalesced"
+    except RedisError as exc:  # Redis down for longer than the client rides out
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
-    if not acquired:
-        # Coalesce: the first request made during a run owns one follow-up, the others
-        # are covered by it. The follow-up waits for the lock's TTL (it expires if the
-        # holder died), never for long.
-        if follow_up or request_follow_up(redis, source):
-            wait = max(1.0, (redis.pttl(source_lock_key(source)) or 1000) / 1000 + 1)
-            raise self.retry(countdown=wait, kwargs={"follow_up": True, "trigger": trigger})
-        return "coalesced"
+    retrying = False
+    try:
+        return _run(self, config, redis, lock, source, trigger)
+    except CeleryRetry:  # the retry's message covers any pending request
+        retrying = True
+        raise
+    finally:
+        lock.release()
+        if not retrying:
+            _send_follow_up(redis, source)
+
+
+def _run(
+    task: Task, config: Settings, redis: Redis, lock: HeldLock, source: str, trigger: str
+) -> str:
+    """The sync itself, with the lock held."""
+    from worker.sync import sync  # deferred: keeps `billsync enqueue` light
+
     engine = make_engine(config.state_url)
     try:
-        clear_follow_up(redis, source)
-        marker = f"{socket.gethostname()}:{os.getpid()}:{self.request.id}"
+        clear_follow_up(redis, source)  # this run covers every request made so far
+        marker = f"{socket.gethostname()}:{os.getpid()}:{task.request.id}"
         redis.set(running_key(source), marker, ex=config.file.broker.task_time_limit_seconds)
         with kukkingu_client(config) as client:
             result = sync(
@@ -145,7 +198,7 @@ def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: b
                 client,
                 open_source(config, config.source(source)),
                 trigger=RunTrigger(trigger),
-                task_id=self.request.id,
+                task_id=task.request.id,
                 checkpoint=lock.check,
                 ledger_lock=lambda: ledger_lock(redis, config.file.kukkingu.tenant_id, LEDGER_WAIT),
             )
@@ -154,17 +207,31 @@ def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: b
         log.exception("sync of %s needs an operator: not retried", source)
         raise
     except (RetryableError, RedisError) as exc:
-        if self.request.retries >= MAX_RETRIES:
+        if task.request.retries >= MAX_RETRIES:
             raise
         retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
-        wait = retry_after if retry_after is not None else backoff(self.request.retries)
+        wait = retry_after if retry_after is not None else backoff(task.request.retries)
         log.warning("sync of %s will be retried in %.0f s: %s", source, wait, exc)
-        raise self.retry(exc=exc, countdown=wait) from exc
+        raise task.retry(exc=exc, countdown=wait) from exc
     finally:
         with suppress(RedisError):
             redis.delete(running_key(source))
-        lock.release()
         engine.dispose()
+
+
+def _send_follow_up(redis: Redis, source: str) -> None:
+    """After a sync ends (lock released): if a request came while it ran, send one follow-up.
+    The follow-up clears the mark when it starts; a request made after the release took the
+    lock itself, so nothing is left waiting."""
+    try:
+        trigger = pending_follow_up(redis, source)
+        if trigger is not None:
+            if trigger not in {t.value for t in RunTrigger}:
+                trigger = RunTrigger.ON_DEMAND.value
+            app.send_task(SYNC_TASK, args=[source, trigger], kwargs={"follow_up": True})
+            log.info("sync of %s: a follow-up was asked for while it ran; sent", source)
+    except Exception:  # the source's next scheduled run covers it
+        log.exception("could not send the follow-up sync of %s", source)
 
 
 def enqueue(source: str, trigger: str = "on_demand") -> str:

@@ -34,7 +34,7 @@ from tests.support.billing import check_invariants, snapshot
 from tests.support.postgres import Cluster
 from tests.support.redis import RedisServer
 from worker.ledger import content_of
-from worker.locks import running_key
+from worker.locks import pending_key, running_key
 from worker.store import Draft, DraftStatus, Line, Run, Source, upgrade
 
 pytestmark = pytest.mark.postgres
@@ -284,6 +284,54 @@ def test_racing_syncs_a_killed_worker_and_a_redis_restart(
         )
         assert_never_overlapping(all_runs, killed_at)
         assert_exactly_once(factory, sandbox, service)
+    finally:
+        engine.dispose()
+
+
+def test_a_request_coalesced_during_a_run_survives_a_redis_restart(
+    service: Service,
+    sandbox: RunningSandbox,
+    state_url: str,
+    redis: Redis,
+    redis_server: RedisServer,
+) -> None:
+    """A sync asked for while one runs is owed one follow-up. Celery drops the countdown
+    messages a worker holds when Redis goes away (Redis gives them back only after the
+    visibility timeout, hours later), so the follow-up must not live in one: it is a mark in
+    Redis that the running sync honours when it ends, even across a restart."""
+    engine = create_engine(state_url)
+    factory = sessionmaker(engine)
+    try:
+        sandbox.kukkingu_app.faults.add(FaultSpec(kind="latency", ms=150))  # a run takes seconds
+        service.worker("w1")
+        service.worker("w2")  # the one free to take the requests made during the run
+        service.enqueue("jira-demo")
+        wait_until(
+            lambda: redis.get(running_key("jira-demo")) is not None, 60, service, "a running sync"
+        )
+        service.enqueue("jira-demo", "jira-demo")  # while it runs: one follow-up is owed
+        wait_until(
+            lambda: redis.get(pending_key("jira-demo")) is not None, 30, service, "the request"
+        )
+        time.sleep(1.0)  # let the worker settle whatever it does with the requests
+        redis_server.restart()
+        restarted_at = datetime.now(UTC)
+        sandbox.kukkingu_app.faults.clear()
+
+        def follow_up_done() -> bool:
+            return (
+                any(
+                    n == "jira-demo" and st == "succeeded" and a > restarted_at
+                    for n, _, st, a, _ in runs(factory)
+                )
+                and redis.get(running_key("jira-demo")) is None
+            )
+
+        wait_until(follow_up_done, 120, service, "the follow-up after the restart")
+        time.sleep(3)
+        jira_runs = [r for r in runs(factory) if r[0] == "jira-demo"]
+        assert [st for _, _, st, _, _ in jira_runs] == ["succeeded", "succeeded"], jira_runs
+        assert_never_overlapping(runs(factory))
     finally:
         engine.dispose()
 
