@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from worker.core.model import Issue, TimeEntry
 from worker.core.spend import parse_comment
+from worker.core.text import clean_text
 from worker.sources import BadEntry
 
 
@@ -50,7 +51,9 @@ def map_issue(source: str, repo: str, raw: Mapping[str, Any]) -> Issue | None:
     labels = raw.get("labels")
     names = (
         frozenset(
-            x["name"] for x in labels if isinstance(x, Mapping) and isinstance(x.get("name"), str)
+            clean_text(x["name"])
+            for x in labels
+            if isinstance(x, Mapping) and isinstance(x.get("name"), str)
         )
         if isinstance(labels, list)
         else frozenset()
@@ -61,7 +64,7 @@ def map_issue(source: str, repo: str, raw: Mapping[str, Any]) -> Issue | None:
         issue_id=str(issue_id),
         key=f"{repo}#{number}",
         project=repo,
-        summary=title if isinstance(title, str) else "",
+        summary=clean_text(title) if isinstance(title, str) else "",
         labels=names,
     )
 
@@ -101,5 +104,5 @@ def map_comment(
         assert line.seconds is not None
         assert isinstance(login, str)
         assert issue_id is not None
-        entries.append(TimeEntry(key, source, issue_id, login, started, line.seconds))
+        entries.append(TimeEntry(key, source, issue_id, clean_text(login), started, line.seconds))
     return entries, bad

@@ -48,6 +48,10 @@ class JiraConfigError(ConfigurationError):
     """401/403, or Jira refused a JQL filter: the operator must fix the configuration."""
 
 
+class JiraQueryRefused(JiraConfigError):
+    """A 400: Jira refused the query itself (bad JQL, an id that does not exist)."""
+
+
 class JiraBadResponse(FatalError):
     """A 2xx answer that is not the JSON Jira documents (an HTML page, truncated JSON)."""
 
@@ -123,7 +127,7 @@ class JiraApi:
         if status in (401, 403):
             return JiraConfigError(message + " (check the source's email and token)")
         if status == 400:
-            return JiraConfigError(message)
+            return JiraQueryRefused(message)
         return JiraBadResponse(message)
 
     def _get_json(

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from worker.core.model import Issue, TimeEntry
+from worker.core.text import clean_text
 from worker.sources import BadEntry
 
 MAX_WORKLOG_SECONDS = 7 * 24 * 3600  # one worklog of more than a week is a typo, not work
@@ -41,7 +42,7 @@ def parse_jira_datetime(text: object) -> datetime | None:
 
 
 def worklog_key(site: str, worklog_id: object) -> str:
-    return f"jira:{site}:worklog:{worklog_id}"
+    return clean_text(f"jira:{site}:worklog:{worklog_id}")
 
 
 def _author(raw: Mapping[str, Any]) -> str | None:
@@ -51,7 +52,7 @@ def _author(raw: Mapping[str, Any]) -> str | None:
     for field in ("accountId", "name", "key"):  # Cloud, then Data Center
         value = author.get(field)
         if isinstance(value, str) and value:
-            return value
+            return clean_text(value)
     return None
 
 
@@ -67,7 +68,9 @@ def map_worklog(site: str, source: str, raw: object) -> TimeEntry | BadEntry:
         return BadEntry(worklog_key(site, f"unknown-{digest}"), "worklog has no id")
     key = worklog_key(site, worklog_id)
     issue_id = raw.get("issueId")
-    issue_text = str(issue_id) if isinstance(issue_id, str | int) and issue_id != "" else None
+    issue_text = (
+        clean_text(str(issue_id)) if isinstance(issue_id, str | int) and issue_id != "" else None
+    )
     problems = []
     if issue_text is None:
         problems.append("missing issueId")
@@ -113,11 +116,11 @@ def map_issue(
     summary = fields.get("summary")
     return Issue(
         source=source,
-        issue_id=str(issue_id),
-        key=key,
-        project=project_key,
-        summary=summary if isinstance(summary, str) else "",
-        labels=frozenset(x for x in labels if isinstance(x, str))
+        issue_id=clean_text(str(issue_id)),
+        key=clean_text(key),
+        project=clean_text(project_key),
+        summary=clean_text(summary) if isinstance(summary, str) else "",
+        labels=frozenset(clean_text(x) for x in labels if isinstance(x, str))
         if isinstance(labels, list)
         else frozenset(),
         jql_rules=jql_rules,

@@ -20,16 +20,19 @@ so an issue moved to another project keeps its entries.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.jira.client import JiraApi
+from connectors.jira.client import JiraApi, JiraQueryRefused
 from connectors.jira.mapping import map_issue, map_worklog, parse_jira_datetime, worklog_key
 from worker.core.model import Issue, TimeEntry
 from worker.sources import BadEntry, SourceBatch, SourceContext
 from worker.store import SourceKind
+
+log = logging.getLogger("billsync.jira")
 
 ISSUE_FIELDS = ("summary", "project", "labels", "issuetype", "updated")
 ID_CHUNK = 100  # issue ids per `id in (...)` query, to keep the JQL short
@@ -89,8 +92,12 @@ class JiraSource:
 
     def _issue_pages(self, jql: str, tags: frozenset[int]) -> Iterator[list[Issue]]:
         for page in self.api.search(jql, ISSUE_FIELDS):
+            page = [raw for raw in page if isinstance(raw, Mapping)]  # drift: skip, never crash
             for raw in page:
-                updated = parse_jira_datetime((raw.get("fields") or {}).get("updated"))
+                fields = raw.get("fields")
+                updated = parse_jira_datetime(
+                    fields.get("updated") if isinstance(fields, Mapping) else None
+                )
                 if updated is not None:
                     self._newest_ms = max(self._newest_ms, int(updated.timestamp() * 1000))
             yield [i for i in (map_issue(self.name, raw, tags) for raw in page) if i is not None]
@@ -98,9 +105,26 @@ class JiraSource:
     def _issues_by_id(self, ids: Sequence[str]) -> list[Issue]:
         found: list[Issue] = []
         for start in range(0, len(ids), ID_CHUNK):
-            chunk = ", ".join(ids[start : start + ID_CHUNK])
-            for page in self._issue_pages(f"id in ({chunk})", frozenset()):
-                found.extend(page)
+            chunk = ids[start : start + ID_CHUNK]
+            try:
+                found.extend(self._search_ids(chunk))
+            except JiraQueryRefused:
+                # Jira refuses the whole `id in (...)` when one id does not exist (a worklog
+                # of a deleted issue, a broken issueId): ask for each alone and leave the
+                # missing ones out; their entries show as unmapped work naming the issue.
+                for one in chunk if len(chunk) > 1 else ():
+                    try:
+                        found.extend(self._search_ids([one]))
+                    except JiraQueryRefused as exc:
+                        log.info("jira issue %s not found: %s", one, exc)
+        return found
+
+    def _search_ids(self, ids: Sequence[str]) -> list[Issue]:
+        if not all(i.isdigit() for i in ids):
+            raise JiraQueryRefused(f"issue ids {list(ids)} are not all numeric")
+        found: list[Issue] = []
+        for page in self._issue_pages(f"id in ({', '.join(ids)})", frozenset()):
+            found.extend(page)
         return found
 
     # --- the fetch ---------------------------------------------------------------------------

@@ -21,15 +21,27 @@ Fault kinds:
 ``latency``
     every matching request first sleeps ``ms`` milliseconds, until the fault is cleared (or
     for ``count`` requests when a count is given).
+``respond``
+    answer ``status`` (default 200) with ``body`` (default empty) as ``content_type``
+    (default ``text/html; charset=utf-8``) *before* the request reaches the API: nothing is
+    stored. A broken proxy's HTML error page, an empty 200, truncated JSON.
+``mangle``
+    the request is fully processed (and stored); then its JSON answer is altered before it
+    is sent: ``drop`` removes the dotted paths listed, ``replace`` sets dotted paths to new
+    values (a ``*`` segment means every item of a list: ``data.*.status``), ``substitute``
+    replaces each given text in the encoded body with the bytes given in hex (bytes no JSON
+    value can carry: invalid UTF-8, a lone-surrogate escape), and ``truncate`` keeps only the
+    first N bytes of the result. Status and headers are kept. Schema drift, broken text.
 
-A request consumes at most one error500 / rate_limit / drop_after_commit fault: the oldest
-pending one that matches it (FIFO). Latency faults are not consumed by that rule; every
-matching one adds its delay.
+A request consumes at most one error500 / rate_limit / drop_after_commit / respond / mangle
+fault: the oldest pending one that matches it (FIFO). Latency faults are not consumed by
+that rule; every matching one adds its delay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 from collections import Counter
@@ -42,7 +54,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FaultKind = Literal["error500", "rate_limit", "drop_after_commit", "latency"]
+FaultKind = Literal["error500", "rate_limit", "drop_after_commit", "latency", "respond", "mangle"]
 
 
 class FaultMatch(BaseModel):
@@ -68,6 +80,15 @@ class FaultSpec(BaseModel):
     count: int | None = Field(default=None, ge=1)
     retry_after: int | None = Field(default=None, ge=0)
     ms: int | None = Field(default=None, ge=0)
+    # respond
+    status: int | None = Field(default=None, ge=100, le=599)
+    body: str | None = None
+    content_type: str | None = None
+    # mangle
+    drop: list[str] | None = None
+    replace: dict[str, Any] | None = None
+    substitute: dict[str, str] | None = None  # text in the body -> hex of its replacement
+    truncate: int | None = Field(default=None, ge=0)
     match: FaultMatch = FaultMatch()
 
     @model_validator(mode="after")
@@ -76,6 +97,23 @@ class FaultSpec(BaseModel):
             raise ValueError("ms is required for latency faults and only allowed there")
         if self.retry_after is not None and self.kind != "rate_limit":
             raise ValueError("retry_after is only allowed for rate_limit faults")
+        responding = (self.status, self.body, self.content_type)
+        if self.kind != "respond" and any(x is not None for x in responding):
+            raise ValueError("status, body and content_type are only allowed for respond faults")
+        mangling = (self.drop, self.replace, self.substitute, self.truncate)
+        if self.kind != "mangle" and any(x is not None for x in mangling):
+            raise ValueError(
+                "drop, replace, substitute and truncate are only allowed for mangle faults"
+            )
+        if self.kind == "mangle" and all(x is None for x in mangling):
+            raise ValueError("a mangle fault needs drop, replace, substitute or truncate")
+        for text, replacement in (self.substitute or {}).items():
+            if not text:
+                raise ValueError("substitute: the text to replace must not be empty")
+            try:
+                bytes.fromhex(replacement)
+            except ValueError:
+                raise ValueError(f"substitute: {replacement!r} is not hex") from None
         return self
 
 
@@ -170,6 +208,67 @@ def default_retry_after(spec: FaultSpec) -> int:
     return 1 if spec.retry_after is None else spec.retry_after
 
 
+def respond_answer(spec: FaultSpec) -> Response:
+    """The fixed answer of a ``respond`` fault."""
+    return Response(
+        (spec.body or "").encode("utf-8", "surrogatepass"),
+        status_code=200 if spec.status is None else spec.status,
+        media_type=spec.content_type or "text/html; charset=utf-8",
+    )
+
+
+def _walk(node: Any, path: list[str], leaf: Callable[[Any, str], None]) -> None:
+    """Apply ``leaf(container, last segment)`` at every place ``path`` reaches in ``node``."""
+    head, rest = path[0], path[1:]
+    if head == "*" and isinstance(node, list):
+        children: list[Any] = list(node)
+    elif isinstance(node, dict) and head in node and rest:
+        children = [node[head]]
+    elif isinstance(node, list) and head.isdigit() and int(head) < len(node) and rest:
+        children = [node[int(head)]]
+    else:
+        children = []
+    if not rest:
+        if head == "*" and isinstance(node, list):
+            for index in range(len(node)):
+                leaf(node, str(index))
+        else:
+            leaf(node, head)
+        return
+    for child in children:
+        _walk(child, rest, leaf)
+
+
+def mangle_body(spec: FaultSpec, body: bytes) -> bytes:
+    """A JSON answer altered as a ``mangle`` fault says (a body that is not JSON is only
+    substituted and truncated)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    else:
+
+        def drop(container: Any, last: str) -> None:
+            if isinstance(container, dict):
+                container.pop(last, None)
+
+        for path in spec.drop or []:
+            _walk(document, path.split("."), drop)
+        for path, value in (spec.replace or {}).items():
+
+            def put(container: Any, last: str, value: Any = value) -> None:
+                if isinstance(container, dict):
+                    container[last] = value
+                elif isinstance(container, list) and last.isdigit() and int(last) < len(container):
+                    container[int(last)] = value
+
+            _walk(document, path.split("."), put)
+        body = json.dumps(document, separators=(",", ":")).encode()
+    for text, replacement in (spec.substitute or {}).items():
+        body = body.replace(text.encode(), bytes.fromhex(replacement))
+    return body if spec.truncate is None else body[: spec.truncate]
+
+
 class FaultInjector:
     """ASGI wrapper: counts each request, applies latency, then answers, drops or passes on."""
 
@@ -201,8 +300,32 @@ class FaultInjector:
             await self.app(scope, receive, send)
         elif fault.kind in ("error500", "rate_limit"):
             await self.answer(fault)(scope, receive, send)
+        elif fault.kind == "respond":
+            await respond_answer(fault)(scope, receive, send)
+        elif fault.kind == "mangle":
+            await self._mangle(fault, scope, receive, send)
         else:
             await self._drop_after_commit(scope, receive, send)
+
+    async def _mangle(self, fault: FaultSpec, scope: Scope, receive: Receive, send: Send) -> None:
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def collect(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, collect)
+        if start is None:
+            raise RuntimeError("the app sent no response to mangle")
+        body = mangle_body(fault, b"".join(chunks))
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _drop_after_commit(self, scope: Scope, receive: Receive, send: Send) -> None:
         # uvicorn's ``send`` is a bound method of its per-request cycle, which owns the
