@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps test soak check lint format typecheck demo sandbox lock clean
+.PHONY: help venv system-deps test soak bench check lint format typecheck demo sandbox lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ test: venv system-deps  ## set up and run the whole default test suite
 
 soak: venv system-deps  ## the exactly-once fault schedules, 500 of them (long)
 	BILLSYNC_FAULT_SCHEDULES=$${BILLSYNC_FAULT_SCHEDULES:-500} $(BIN)/python -m pytest tests/worker/test_exactly_once.py -p no:cacheprovider
+
+bench: venv  ## billsync bench --size $(SIZE) (default S; LATENCY_MS=N adds latency)
+	$(BIN)/billsync bench --size $${SIZE:-S} --latency-ms $${LATENCY_MS:-0} --json bench-work/result.json
 
 lint: venv  ## ruff lint + format check, import contracts
 	$(BIN)/ruff check .

@@ -18,10 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.github.app import GitHubApp
+from sandbox.github.app import Seeder as GitHubSeeder
 from sandbox.github.app import create_app as create_github_app
+from sandbox.github.seed import seed_demo as seed_github_demo
 from sandbox.github.state import GitHubState
 from sandbox.jira.app import JiraApp
+from sandbox.jira.app import Seeder as JiraSeeder
 from sandbox.jira.app import create_app as create_jira_app
+from sandbox.jira.seed import seed_demo as seed_jira_demo
 from sandbox.jira.state import JiraState
 from sandbox.kukkingu import KukkinguApp, KukkinguState, create_app
 from sandbox.server import ServerThread
@@ -92,14 +96,18 @@ def start_sandbox(
     jira_port: int = JIRA_PORT,
     github_port: int = GITHUB_PORT,
     seed: int = 0,
+    jira_data: JiraSeeder = seed_jira_demo,
+    github_data: GitHubSeeder = seed_github_demo,
 ) -> Iterator[RunningSandbox]:
-    """Serve every sandbox API until the block ends. Port 0 picks a free port."""
+    """Serve every sandbox API until the block ends. Port 0 picks a free port.
+    ``jira_data`` / ``github_data``: what the Jira and GitHub sandboxes hold (the demo data,
+    or a generated dataset from ``sandbox.jira.dataset`` / ``sandbox.github.dataset``)."""
     with ExitStack() as stack:
         kukkingu_app = create_app(KukkinguState(rng_seed=seed))
         kukkingu = _serve(stack, kukkingu_app, "kukkingu", host, kukkingu_port)
-        jira_app = create_jira_app(JiraState())
+        jira_app = create_jira_app(JiraState(), seed=jira_data)
         jira = _serve(stack, jira_app, "jira", host, jira_port)
-        github_app = create_github_app(GitHubState())
+        github_app = create_github_app(GitHubState(), seed=github_data)
         github = _serve(stack, github_app, "github", host, github_port, date_header=False)
         yield RunningSandbox(kukkingu_app, kukkingu, jira_app, jira, github_app, github)
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.kukkingu import (
@@ -364,12 +364,18 @@ class Applier:
                     f"Kukkingu created billables on {invoice_id} but did not return {missing[:5]}"
                 )
             with transaction(self.factory) as session:
-                for line_id, content in batch:
-                    billable = by_ref[(content.reference_type, content.reference_id)]
-                    line = session.get_one(Line, line_id)
-                    line.kukkingu_id = billable.id
-                    line.payload_hash = content.digest()
-                    line.state = LineState.ZEROED if content.quantity == 0 else LineState.SYNCED
+                session.execute(  # one executemany by primary key, not a load per line
+                    update(Line),
+                    [
+                        {
+                            "id": line_id,
+                            "kukkingu_id": by_ref[(c.reference_type, c.reference_id)].id,
+                            "payload_hash": c.digest(),
+                            "state": LineState.ZEROED if c.quantity == 0 else LineState.SYNCED,
+                        }
+                        for line_id, c in batch
+                    ],
+                )
                 self._close(session, intent_id, IntentStatus.DONE)
             self.counts.lines_created += len(batch)
             self._created += len(batch)

@@ -554,6 +554,77 @@ def _demo_dashboard(settings: Settings) -> None:
     engine.dispose()
 
 
+# --- bench --------------------------------------------------------------------------------
+
+
+@cli.command("bench")
+@click.option(
+    "--size",
+    type=click.Choice(["XS", "S", "M", "L"], case_sensitive=False),
+    default="S",
+    show_default=True,
+    help="Dataset size (XS: 400 worklogs, a smoke test; S: 5,000; M: 50,000; L: 500,000).",
+)
+@click.option("--latency-ms", default=0, show_default=True, help="Fixed latency per request.")
+@click.option(
+    "--source",
+    "kinds",
+    type=click.Choice(["jira", "github"]),
+    multiple=True,
+    help="Only these sources (repeatable; default: both).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-work"),
+    show_default=True,
+    help="Where the config, state store, log and profiles go (recreated each run).",
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON here."
+)
+@click.option(
+    "--profile", is_flag=True, help="cProfile each sync into WORKDIR/<phase>-<source>.prof."
+)
+def bench_command(
+    size: str,
+    latency_ms: int,
+    kinds: tuple[str, ...],
+    workdir: Path,
+    json_path: Path | None,
+    profile: bool,
+) -> None:
+    """Benchmark full, no-change and 1%-changed syncs on a generated dataset (SPEC §10)."""
+    import json
+
+    from worker.bench import SIZES, routes, run_bench, table
+
+    if latency_ms < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--latency-ms")
+    result = run_bench(
+        SIZES[size.upper()],
+        workdir,
+        latency_ms=latency_ms,
+        sources=kinds or ("jira", "github"),
+        profile=profile,
+        report=click.echo,
+    )
+    click.echo("")
+    for line in table(result):
+        click.echo(line)
+    click.echo("")
+    click.echo("Requests per route:")
+    for line in routes(result):
+        click.echo(line)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        click.echo(f"JSON written to {json_path}")
+    failed = [p for p in result.phases if p.exit_code != 0]
+    if failed:
+        raise click.ClickException(f"{len(failed)} sync(s) failed; see {workdir / 'sync.log'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="billsync")

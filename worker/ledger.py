@@ -12,8 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from worker.core.model import (
@@ -151,13 +152,34 @@ def _set_content(line: Line, content: LineContent) -> None:
     line.position, line.meta = content.position, dict(content.metadata)
 
 
-def _set_entries(
-    session: Session, line: Line, entries: dict[str, int], ids: dict[str, int]
+CHUNK = 500  # ids per IN (...) query: well under SQLite's bound-parameter limit
+
+
+def _chunks(items: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _replace_entries(
+    session: Session, counted: list[tuple[int, dict[str, int]]], ids: dict[str, int]
 ) -> None:
-    line.line_entries = [
-        LineEntry(entry_id=ids[key], seconds=seconds) for key, seconds in sorted(entries.items())
+    """Set which entries each line counts: a few bulk statements, not one flush per line."""
+    for chunk in _chunks([line_id for line_id, _ in counted]):
+        session.execute(delete(LineEntry).where(LineEntry.line_id.in_(chunk)))
+    values = [
+        {"line_id": line_id, "entry_id": ids[key], "seconds": seconds}
+        for line_id, entries in counted
+        for key, seconds in sorted(entries.items())
     ]
-    session.flush()
+    if values:
+        session.execute(insert(LineEntry), values)
+
+
+def _entry_ids(session: Session, keys: set[str]) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for chunk in _chunks(sorted(keys)):
+        ids.update(session.execute(select(Entry.key, Entry.id).where(Entry.key.in_(chunk))).all())
+    return ids
 
 
 def record_plan(session: Session, source: Source, plan: Plan) -> None:
@@ -165,7 +187,7 @@ def record_plan(session: Session, source: Source, plan: Plan) -> None:
     keys = {key for create in plan.creates for key in create.entries}
     keys |= {key for update in plan.updates for key in update.entries}
     keys |= {item.entry_key for item in plan.drift}
-    ids = dict(session.execute(select(Entry.key, Entry.id).where(Entry.key.in_(keys))).all())
+    ids = _entry_ids(session, keys)
 
     drafts: dict[DraftKey, Draft] = {draft_key(d): d for d in session.scalars(select(Draft))}
     for new in plan.new_drafts:
@@ -183,6 +205,7 @@ def record_plan(session: Session, source: Source, plan: Plan) -> None:
         drafts[new.key] = opened
     session.flush()
 
+    created: list[tuple[Line, dict[str, int]]] = []
     for create in plan.creates:
         line = Line(
             draft_id=drafts[create.draft].id,
@@ -195,15 +218,20 @@ def record_plan(session: Session, source: Source, plan: Plan) -> None:
         )
         _set_content(line, create.content)
         session.add(line)
-        session.flush()
-        _set_entries(session, line, dict(create.entries), ids)
+        created.append((line, dict(create.entries)))
+    session.flush()  # one INSERT batch; the lines get their ids
+    counted = [(line.id, entries) for line, entries in created]
 
-    for update in plan.updates:
-        line = session.get_one(Line, update.line_id)
-        _set_content(line, update.content)
-        if line.payload_hash != update.content.digest():
-            line.state = LineState.PENDING
-        _set_entries(session, line, dict(update.entries), ids)
+    updates = {update.line_id: update for update in plan.updates}
+    for chunk in _chunks(sorted(updates)):
+        for line in session.scalars(select(Line).where(Line.id.in_(chunk))):
+            update = updates[line.id]
+            _set_content(line, update.content)
+            if line.payload_hash != update.content.digest():
+                line.state = LineState.PENDING
+            counted.append((line.id, dict(update.entries)))
+    session.flush()
+    _replace_entries(session, counted, ids)
 
     _record_drift(session, source, plan, ids)
 

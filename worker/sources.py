@@ -195,28 +195,30 @@ def load_cursors(session: Session, source: Source) -> dict[str, str]:
     return {row.stream: row.value for row in rows}
 
 
-def _record_issue(session: Session, source: Source, issue: Issue) -> None:
-    row = session.scalar(
-        select(SourceIssue).where(
-            SourceIssue.source_id == source.id, SourceIssue.external_id == issue.issue_id
-        )
-    )
+def _record_issue(
+    session: Session, source: Source, issue: Issue, known: dict[str, SourceIssue]
+) -> None:
+    row = known.get(issue.issue_id)
     if row is None:
         row = SourceIssue(source_id=source.id, external_id=issue.issue_id)
         session.add(row)
+        known[issue.issue_id] = row
     row.key, row.project, row.summary = issue.key, issue.project, issue.summary
     row.labels = sorted(issue.labels)
     row.jql_rules = sorted(issue.jql_rules)
 
 
-def _record_entry(session: Session, source: Source, entry: TimeEntry) -> str:
+def _record_entry(
+    session: Session, source: Source, entry: TimeEntry, known: dict[str, Entry]
+) -> str:
     """Upsert one entry by its stable key; returns "new", "changed" or "unchanged"."""
     digest = entry_hash(entry)
-    row = session.scalar(select(Entry).where(Entry.key == entry.key))
+    row = known.get(entry.key)
     outcome = "changed"
     if row is None:
         row = Entry(key=entry.key, source_id=source.id, content_hash="", state=EntryState.ACTIVE)
         session.add(row)
+        known[entry.key] = row
         outcome = "new"
     elif row.content_hash == digest and row.state == EntryState.ACTIVE:
         return "unchanged"
@@ -226,22 +228,52 @@ def _record_entry(session: Session, source: Source, entry: TimeEntry) -> str:
     return outcome
 
 
-def _record_deleted(session: Session, key: str) -> bool:
-    row = session.scalar(select(Entry).where(Entry.key == key))
+def _record_deleted(known: dict[str, Entry], key: str) -> bool:
+    row = known.get(key)
     if row is None or row.state == EntryState.DELETED:
         return False
     row.state = EntryState.DELETED
     return True
 
 
-def _record_bad(session: Session, source: Source, bad: BadEntry) -> None:
-    row = session.scalar(select(Entry).where(Entry.key == bad.key))
+def _record_bad(session: Session, source: Source, bad: BadEntry, known: dict[str, Entry]) -> None:
+    row = known.get(bad.key)
     if row is None:
         row = Entry(key=bad.key, source_id=source.id, content_hash="")
         session.add(row)
+        known[bad.key] = row
     # A bad version replaces whatever was there: billing the old one would be a guess.
     row.state, row.bad_reason = EntryState.BAD, bad.reason
     row.external_issue_id = bad.issue_id or row.external_issue_id
+
+
+LOOKUP_CHUNK = 500  # keys per IN (...) query: well under SQLite's bound-parameter limit
+
+
+def _entries_by_key(session: Session, keys: Collection[str]) -> dict[str, Entry]:
+    """The stored entries among ``keys``, one query per chunk instead of one per entry."""
+    ordered = sorted(set(keys))
+    found: dict[str, Entry] = {}
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        chunk = ordered[start : start + LOOKUP_CHUNK]
+        found.update(
+            (row.key, row) for row in session.scalars(select(Entry).where(Entry.key.in_(chunk)))
+        )
+    return found
+
+
+def _issues_by_id(session: Session, source: Source, ids: Collection[str]) -> dict[str, SourceIssue]:
+    ordered = sorted(set(ids))
+    found: dict[str, SourceIssue] = {}
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        chunk = ordered[start : start + LOOKUP_CHUNK]
+        rows = session.scalars(
+            select(SourceIssue).where(
+                SourceIssue.source_id == source.id, SourceIssue.external_id.in_(chunk)
+            )
+        )
+        found.update((row.external_id, row) for row in rows)
+    return found
 
 
 def _record_cursor(session: Session, source: Source, stream: str, value: str) -> None:
@@ -256,16 +288,19 @@ def record_batch(
     session: Session, source: Source, batch: SourceBatch, counts: IngestCounts
 ) -> None:
     """One batch, cursor included, in the caller's transaction."""
+    issues = _issues_by_id(session, source, [i.issue_id for i in batch.issues])
     for issue in batch.issues:
-        _record_issue(session, source, issue)
+        _record_issue(session, source, issue, issues)
         counts.issues += 1
+    keys = [e.key for e in batch.entries] + list(batch.deleted) + [b.key for b in batch.bad]
+    entries = _entries_by_key(session, keys)
     for entry in batch.entries:
-        outcome = _record_entry(session, source, entry)
+        outcome = _record_entry(session, source, entry, entries)
         setattr(counts, outcome, getattr(counts, outcome) + 1)
     for key in batch.deleted:
-        counts.deleted += _record_deleted(session, key)
+        counts.deleted += _record_deleted(entries, key)
     for bad in batch.bad:
-        _record_bad(session, source, bad)
+        _record_bad(session, source, bad, entries)
         counts.bad += 1
     for stream, value in batch.cursors.items():
         _record_cursor(session, source, stream, value)

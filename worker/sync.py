@@ -295,6 +295,7 @@ def _finish(
                 "linesAdopted": result.applied.lines_adopted,
                 "linesUpdated": result.applied.lines_updated,
                 "draftsCreated": result.applied.drafts_created,
+                "draftsUpdated": result.applied.drafts_updated,
                 "problems": len(plan.problems),
                 "drift": len(plan.drift),
             }

@@ -11,11 +11,16 @@ Per configured repository, one fetch yields batches the sync records one transac
    ``updated`` so edits are seen, which GitHub's default order by id would miss). Each
    page is a batch whose cursor is the newest ``updated_at`` on it. A ``/spend`` line
    removed from an edited comment is a deletion of that entry;
-3. **deletions**: GitHub has no deletion feed, so the comments of every issue with lines on
-   an open draft are listed again with ``If-None-Match``; a 304 (unchanged, and free of rate
-   limit) means nothing was deleted. Entries of the issue that no comment yields any more
-   are deleted. An issue that answers 404 (gone private, transferred away) is skipped:
-   invisible is not deleted.
+3. **deletions**: GitHub has no deletion feed. An issue's ``comments`` count drops when a
+   comment is deleted, so the repository's issues are listed (100 a page; the first step's
+   pages serve when it listed them all) and only issues with lines on an open draft whose
+   count differs from the one recorded at the last look (cursor ``count:<issue id>``), or
+   that had comments in step 2 (a deletion and an addition leave the count alone), have
+   their comments listed again, with ``If-None-Match`` (a 304 is free of rate limit).
+   Entries of the issue that no comment yields any more are deleted. An issue that is no
+   longer listed or answers 404 (gone private, transferred away) is skipped: invisible is
+   not deleted. A no-change sync thus costs a few pages per repository, not one request per
+   issue.
 
 Every ``since`` re-reads ``overlap_seconds`` behind its cursor; cursors come from GitHub's
 own timestamps.
@@ -75,14 +80,21 @@ class GitHubSource:
         context = context or SourceContext()
         for repo in self.repos:
             numbers: dict[int, str] = {}  # issue number -> stable id, as learnt this fetch
-            yield from self._issues(repo, cursors, numbers)
-            yield from self._comments(repo, cursors, numbers, context)
-            yield from self._relist_open(repo, cursors, context)
+            counts: dict[int, int] = {}  # issue number -> GitHub's comment count
+            complete = f"issues:{repo}" not in cursors  # step 1 lists every issue
+            yield from self._issues(repo, cursors, numbers, counts)
+            look = _Look(counts if complete else None)
+            yield from self._comments(repo, cursors, numbers, context, look)
+            yield from self._relist_open(repo, cursors, context, look, numbers)
 
     # --- 1. issues -------------------------------------------------------------------------
 
     def _issues(
-        self, repo: str, cursors: Mapping[str, str], numbers: dict[int, str]
+        self,
+        repo: str,
+        cursors: Mapping[str, str],
+        numbers: dict[int, str],
+        counts: dict[int, int],
     ) -> Iterator[SourceBatch]:
         stream = f"issues:{repo}"
         newest = cursors.get(stream)
@@ -96,6 +108,8 @@ class GitHubSource:
                     continue
                 issues.append(issue)
                 numbers[int(raw["number"])] = issue.issue_id
+                if isinstance(raw.get("comments"), int):
+                    counts[int(raw["number"])] = raw["comments"]
                 newest = _later(newest, raw.get("updated_at"))
             yield SourceBatch(issues=tuple(issues))
         if newest:
@@ -133,6 +147,7 @@ class GitHubSource:
         entries: list[TimeEntry] = []
         bad: list[BadEntry] = []
         removed: list[str] = []
+        active: dict[str, set[str]] = {}  # per issue, asked once a page
         for raw in page:
             number = issue_number(raw)
             issue_id = numbers.get(number) if number is not None else None
@@ -141,26 +156,38 @@ class GitHubSource:
             bad += wrong
             if issue_id is not None and isinstance(raw.get("id"), int):
                 # /spend lines taken out of an edited comment: those entries are deleted
+                if issue_id not in active:
+                    active[issue_id] = context.active_entry_keys(issue_id)
                 prefix = comment_prefix(self.api.host, raw["id"])
                 now = {e.key for e in good} | {b.key for b in wrong}
                 removed += sorted(
-                    k
-                    for k in context.active_entry_keys(issue_id)
-                    if k.startswith(prefix) and k not in now
+                    k for k in active[issue_id] if k.startswith(prefix) and k not in now
                 )
         return issues, entries, bad, removed
 
     def _comments(
-        self, repo: str, cursors: Mapping[str, str], numbers: dict[int, str], context: SourceContext
+        self,
+        repo: str,
+        cursors: Mapping[str, str],
+        numbers: dict[int, str],
+        context: SourceContext,
+        look: _Look,
     ) -> Iterator[SourceBatch]:
         stream = f"comments:{repo}"
         newest = cursors.get(stream)
-        params = {"sort": "updated", "direction": "asc", **self._since(newest)}
+        full = newest is None  # every comment of the repository is on these pages
+        since = self._since(newest)
+        params = {"sort": "updated", "direction": "asc", **since}
         route = "/repos/{owner}/{repo}/issues/comments"
         for page in self.api.pages(f"/repos/{repo}/issues/comments", params, route=route):
             issues, entries, bad, removed = self._map(repo, page, numbers, context)
             for raw in page:
                 newest = _later(newest, raw.get("updated_at"))
+                number = issue_number(raw)
+                if number is not None and isinstance(raw.get("id"), int):
+                    created = raw.get("created_at")
+                    new = not since or not isinstance(created, str) or created >= since["since"]
+                    look.seen(number, raw["id"], full=full, new=new)
             yield SourceBatch(
                 issues=tuple(issues),
                 entries=tuple(entries),
@@ -171,42 +198,114 @@ class GitHubSource:
 
     # --- 3. deletions ---------------------------------------------------------------------------
 
+    def _listed_counts(self, repo: str) -> dict[int, int]:
+        """GitHub's comment count of every issue and pull request of ``repo``."""
+        counts: dict[int, int] = {}
+        route = "/repos/{owner}/{repo}/issues"
+        for page in self.api.pages(f"/repos/{repo}/issues", {"state": "all"}, route=route):
+            for raw in page:
+                if isinstance(raw.get("number"), int) and isinstance(raw.get("comments"), int):
+                    counts[raw["number"]] = raw["comments"]
+        return counts
+
     def _relist_open(
-        self, repo: str, cursors: Mapping[str, str], context: SourceContext
+        self,
+        repo: str,
+        cursors: Mapping[str, str],
+        context: SourceContext,
+        look: _Look,
+        numbers: dict[int, str],
     ) -> Iterator[SourceBatch]:
-        for issue_id, key in context.open_issues():
-            if not key.startswith(f"{repo}#"):
-                continue
-            number = key.rsplit("#", 1)[1]
-            stream = f"etag:{issue_id}"
-            etag = cursors.get(stream)
-            path = f"/repos/{repo}/issues/{number}/comments"
-            route = "/repos/{owner}/{repo}/issues/{number}/comments"
-            try:
-                first = self.api.get(path, {"per_page": 100}, etag=etag, route=route)
-            except GitHubConfigError:
-                continue  # gone from view (404): invisible is not deleted
-            if first.status == 304:
-                continue
-            comments = list(first.data or [])
-            if len(comments) >= 100:  # more than a page: read the rest (no ETag shortcut)
-                comments = [c for page in self.api.pages(path, {}, route=route) for c in page]
-            present: set[str] = set()
-            entries: list[TimeEntry] = []
-            bad: list[BadEntry] = []
-            for raw in comments:
-                good, wrong = map_comment(self.api.host, self.name, issue_id, raw, self.zone)
-                entries += good
-                bad += wrong
-                present |= {e.key for e in good} | {b.key for b in wrong}
-            deleted = sorted(context.active_entry_keys(issue_id) - present)
-            new_etag = first.headers.get("etag")
-            yield SourceBatch(
-                entries=tuple(entries),
-                bad=tuple(bad),
-                deleted=tuple(deleted),
-                cursors={stream: new_etag} if new_etag and len(comments) < 100 else {},
-            )
+        recorded: dict[str, str] = {}
+        if look.counts is not None:  # a first look: remember each fully read issue's count
+            for number, total in look.counts.items():
+                if number in numbers and look.complete(number, total):
+                    recorded[f"count:{numbers[number]}"] = str(total)
+        open_here = {
+            int(key.rsplit("#", 1)[1]): issue_id
+            for issue_id, key in context.open_issues()
+            if key.startswith(f"{repo}#") and key.rsplit("#", 1)[1].isdigit()
+        }
+        if not open_here:
+            if recorded:
+                yield SourceBatch(cursors=recorded)
+            return
+        counts = look.counts if look.counts is not None else self._listed_counts(repo)
+        for number, issue_id in sorted(open_here.items()):
+            count = counts.get(number)
+            if count is None:
+                continue  # not listed (gone private, transferred): invisible is not deleted
+            stream = f"count:{issue_id}"
+            known = cursors.get(stream, recorded.get(stream))
+            if known == str(count) and number not in look.added:
+                continue  # nothing added or deleted since the last look
+            batch = self._relist(repo, number, issue_id, cursors, context, count)
+            if batch is not None:
+                yield batch
+        if recorded:
+            yield SourceBatch(cursors=recorded)
+
+    def _relist(
+        self,
+        repo: str,
+        number: int,
+        issue_id: str,
+        cursors: Mapping[str, str],
+        context: SourceContext,
+        count: int,
+    ) -> SourceBatch | None:
+        """Every comment of one issue again: what no comment yields any more is deleted.
+        The batch records the count of comments seen (``count`` when a 304 says no change)."""
+        stream = f"etag:{issue_id}"
+        path = f"/repos/{repo}/issues/{number}/comments"
+        route = "/repos/{owner}/{repo}/issues/{number}/comments"
+        try:
+            first = self.api.get(path, {"per_page": 100}, etag=cursors.get(stream), route=route)
+        except GitHubConfigError:
+            return None  # gone from view (404): invisible is not deleted
+        if first.status == 304:
+            return SourceBatch(cursors={f"count:{issue_id}": str(count)})
+        comments = list(first.data or [])
+        if len(comments) >= 100:  # more than a page: read the rest (no ETag shortcut)
+            comments = [c for page in self.api.pages(path, {}, route=route) for c in page]
+        present: set[str] = set()
+        entries: list[TimeEntry] = []
+        bad: list[BadEntry] = []
+        for raw in comments:
+            good, wrong = map_comment(self.api.host, self.name, issue_id, raw, self.zone)
+            entries += good
+            bad += wrong
+            present |= {e.key for e in good} | {b.key for b in wrong}
+        deleted = sorted(context.active_entry_keys(issue_id) - present)
+        new_etag = first.headers.get("etag")
+        cursors_out = {f"count:{issue_id}": str(len(comments))}
+        if new_etag and len(comments) < 100:
+            cursors_out[stream] = new_etag
+        return SourceBatch(
+            entries=tuple(entries),
+            bad=tuple(bad),
+            deleted=tuple(deleted),
+            cursors=cursors_out,
+        )
+
+
+class _Look:
+    """What one fetch learnt about a repository's comments, for the deletion check."""
+
+    def __init__(self, counts: dict[int, int] | None) -> None:
+        self.counts = counts  # GitHub's counts, when step 1 listed every issue
+        self.added: set[int] = set()  # issues with comments written since the last look
+        self._all: dict[int, set[int]] = {}  # issue -> comment ids, when step 2 read all
+
+    def seen(self, number: int, comment_id: int, *, full: bool, new: bool) -> None:
+        if new:
+            self.added.add(number)
+        if full:
+            self._all.setdefault(number, set()).add(comment_id)
+
+    def complete(self, number: int, count: int) -> bool:
+        """Step 2 read all comments of the repository and exactly ``count`` of this issue."""
+        return len(self._all.get(number, ())) == count
 
 
 def _later(current: str | None, candidate: object) -> str | None:

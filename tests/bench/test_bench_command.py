@@ -1,0 +1,64 @@
+"""`billsync bench` end to end on the smoke size (XS): the sandboxes in the bench process,
+each sync a real child process. Request counts are deterministic, so they are checked;
+times and memory are reported, never asserted (they belong to docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BILLSYNC = str(Path(sys.executable).parent / "billsync")
+
+
+def test_bench_reports_every_phase_within_the_request_targets(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [BILLSYNC, "bench", "--size", "XS", "--workdir", str(tmp_path / "w"), "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| phase | source |" in result.stdout  # the Markdown table
+    report = json.loads(out.read_text())
+    assert report["size"]["name"] == "XS"
+    phases = {(p["phase"], p["source"]): p for p in report["phases"]}
+    assert set(phases) == {
+        (phase, source)
+        for phase in ("full", "no-change", "1%-changed")
+        for source in ("jira-bench", "github-bench")
+    }
+    for p in phases.values():
+        assert p["exit_code"] == 0
+        assert p["peak_rss_mb"] > 0
+    full = phases[("full", "jira-bench")]
+    assert full["entries"] >= 400
+    # Kukkingu: the drafts and one create per 100 lines a draft, within 10 %
+    for source in ("jira-bench", "github-bench"):
+        assert phases[("full", source)]["ratios"]["kukkingu"] <= 1.1
+    # a no-change sync: no write, a handful of reads
+    for source in ("jira-bench", "github-bench"):
+        quiet = phases[("no-change", source)]
+        assert quiet["totals"]["kukkingu"] <= 1, quiet["requests"]
+    assert phases[("no-change", "jira-bench")]["totals"]["jira"] <= 6
+    assert phases[("no-change", "github-bench")]["totals"]["github"] <= 4 * 3  # 3 repos
+    changed = phases[("1%-changed", "jira-bench")]
+    assert changed["counts"]["entriesChanged"] >= 4  # 1 % of 400 worklogs
+    assert changed["counts"]["linesUpdated"] >= 1
+    assert report["ledger"]["lines"] > 0
+
+
+def test_bench_refuses_a_negative_latency(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [BILLSYNC, "bench", "--size", "XS", "--latency-ms", "-5", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--latency-ms" in result.stderr
+    assert "must be >= 0" in result.stderr
