@@ -26,8 +26,10 @@ system-deps:  ## apt-get install the Debian packages the tests need, when missin
 test: venv system-deps  ## set up and run the whole default test suite
 	$(BIN)/python -m pytest
 
-soak: venv system-deps  ## the exactly-once fault schedules, 500 of them (long)
-	BILLSYNC_FAULT_SCHEDULES=$${BILLSYNC_FAULT_SCHEDULES:-500} $(BIN)/python -m pytest tests/worker/test_exactly_once.py -p no:cacheprovider
+soak: venv system-deps  ## 500 in-process fault schedules + 20 with worker processes (long)
+	BILLSYNC_FAULT_SCHEDULES=$${BILLSYNC_FAULT_SCHEDULES:-500} \
+	BILLSYNC_RELIABILITY_SCHEDULES=$${BILLSYNC_RELIABILITY_SCHEDULES:-20} \
+	$(BIN)/python -m pytest -s tests/worker/test_exactly_once.py tests/integration/test_reliability.py -p no:cacheprovider
 
 bench: venv  ## billsync bench --size $(SIZE) (default S; LATENCY_MS=N adds latency)
 	$(BIN)/billsync bench --size $${SIZE:-S} --latency-ms $${LATENCY_MS:-0} --json bench-work/result.json

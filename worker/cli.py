@@ -267,7 +267,8 @@ def _inline_locks(settings: Settings, redis: Any, name: str) -> Any:
         )
     tenant = settings.file.kukkingu.tenant_id
     try:
-        yield lock.check, (lambda: ledger_lock(redis, tenant))
+        ttl = settings.file.broker.lock_ttl_seconds
+        yield lock.check, (lambda: ledger_lock(redis, tenant, ttl=ttl))
     finally:
         lock.release()
 

@@ -12,9 +12,10 @@ the intents make the next sync continue where this one left off.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
@@ -29,6 +30,7 @@ log = logging.getLogger("billsync.locks")
 PREFIX = "billsync"
 SOURCE_TTL = 60.0  # seconds; extended every 20 s while the sync runs
 PENDING_TTL = 600  # seconds a coalesced request waits for its retry before it may be redone
+OWED_TTL = 86_400  # an owed sync nobody resumed within a day is left to the schedule
 
 
 class LockLost(RetryableError):
@@ -46,6 +48,15 @@ def pending_key(source: str) -> str:
 def running_key(source: str) -> str:
     """Who syncs ``source`` right now: ``host:pid:task id`` (for operators and tests)."""
     return f"{PREFIX}:running:{source}"
+
+
+def owed_key(source: str) -> str:
+    """A sync of ``source`` started and has not ended yet (see :func:`owed_syncs`)."""
+    return f"{PREFIX}:owed:{source}"
+
+
+def swept_key(source: str) -> str:
+    return f"{PREFIX}:swept:{source}"
 
 
 def ledger_lock_key(tenant: str) -> str:
@@ -124,12 +135,51 @@ def clear_follow_up(redis: Redis, source: str) -> None:
 
 
 @contextmanager
-def ledger_lock(redis: Redis, tenant: str, wait: float = 300.0) -> Iterator[None]:
-    """Hold the tenant's ledger lock (plan + apply) for the block; wait up to ``wait``."""
-    lock = HeldLock(redis, ledger_lock_key(tenant))
+def ledger_lock(
+    redis: Redis, tenant: str, wait: float = 300.0, ttl: float = SOURCE_TTL
+) -> Iterator[None]:
+    """Hold the tenant's ledger lock (plan + apply) for the block; wait up to ``wait``.
+    ``ttl``: how long a dead holder keeps it (extended every third while held)."""
+    lock = HeldLock(redis, ledger_lock_key(tenant), ttl=ttl)
     if not lock.acquire(blocking=True, wait=wait):
         raise RetryableError(f"another sync held the ledger for {wait:.0f} s", retry_after=30)
     try:
         yield
     finally:
         lock.release()
+
+
+def mark_owed(redis: Redis, source: str, trigger: str, not_before: float = 0.0) -> None:
+    """A sync of ``source`` is under way (or will be retried at ``not_before``, epoch s):
+    until :func:`clear_owed`, a worker that finds the source unlocked sends it again."""
+    value = json.dumps({"trigger": trigger, "notBefore": not_before})
+    redis.set(owed_key(source), value, ex=OWED_TTL)
+
+
+def clear_owed(redis: Redis, source: str) -> None:
+    redis.delete(owed_key(source))
+
+
+def owed_syncs(
+    redis: Redis, sources: Iterable[str], now: float, claim_seconds: int = 30
+) -> list[tuple[str, str]]:
+    """(source, trigger) of the syncs that are owed but that nobody runs: marked owed, due,
+    and the source's lock free. That is a sync whose process died and whose message did not
+    come back (Celery could not requeue it over a broken Redis connection, or a countdown
+    retry was dropped with the connection: Redis returns those only after the visibility
+    timeout). One worker claims each for ``claim_seconds``, so one resumes it."""
+    found: list[tuple[str, str]] = []
+    for source in sources:
+        raw = redis.get(owed_key(source))
+        if raw is None or redis.exists(source_lock_key(source)):
+            continue
+        try:
+            owed = json.loads(raw)
+            trigger, not_before = str(owed["trigger"]), float(owed["notBefore"])
+        except (ValueError, KeyError, TypeError):
+            trigger, not_before = "schedule", 0.0
+        if not_before > now:
+            continue
+        if redis.set(swept_key(source), "1", nx=True, ex=claim_seconds):
+            found.append((source, trigger))
+    return found

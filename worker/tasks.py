@@ -22,6 +22,11 @@ timeout (hours). So a request made while a sync runs only marks the source *pend
 Redis and ends; the running sync, when it ends, sends one fresh follow-up if the mark is
 there. A message delivered again because its worker was killed mid-sync finds its own
 ``running`` marker and waits out the dead holder's lock instead of coalescing.
+
+A sync also marks its source *owed* while it runs (and, when it retries, until its retry
+is due). Should its message never come back (Celery could not requeue it over a broken
+connection; a countdown retry dropped with one), each worker's main process looks every
+few seconds for an owed source whose lock is free, and one of them sends the sync again.
 """
 
 from __future__ import annotations
@@ -30,12 +35,14 @@ import logging
 import os
 import random
 import socket
+import threading
+import time
 from contextlib import suppress
 from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import Retry as CeleryRetry
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from redis import Redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -49,7 +56,10 @@ from worker.errors import ConfigurationError, RetryableError
 from worker.locks import (
     HeldLock,
     clear_follow_up,
+    clear_owed,
     ledger_lock,
+    mark_owed,
+    owed_syncs,
     pending_follow_up,
     request_follow_up,
     running_key,
@@ -63,6 +73,8 @@ log = logging.getLogger("billsync.tasks")
 SYNC_TASK = "billsync.sync_source"
 MAX_RETRIES = 8
 LEDGER_WAIT = 300.0  # seconds a sync waits for another source's ledger phase
+SWEEP_SECONDS = 10.0  # how often a worker looks for owed syncs nobody runs
+RETRY_GRACE = 30.0  # seconds after a retry's due time before it counts as lost
 
 app = Celery("billsync")
 app.conf.update(
@@ -120,6 +132,32 @@ def _load_settings_in_child(**_: Any) -> None:
     settings()
 
 
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _start_sweeper(**_: Any) -> None:
+    """In the worker's main process: resend the syncs that died without a message to
+    bring them back (see :func:`worker.locks.owed_syncs`)."""
+    threading.Thread(target=_sweep, name="billsync owed-sync sweeper", daemon=True).start()
+
+
+def _sweep() -> None:
+    config = settings()
+    names = [source.name for source in config.file.sources]
+    interval = min(SWEEP_SECONDS, max(1.0, config.file.broker.lock_ttl_seconds / 2))
+    redis = redis_client()
+    while True:
+        time.sleep(interval)
+        try:
+            for source, trigger in owed_syncs(redis, names, time.time()):
+                log.warning(
+                    "a sync of %s ended without finishing and nothing brings it back "
+                    "(its process was killed, or its retry was lost with Redis): sending it again",
+                    source,
+                )
+                app.send_task(SYNC_TASK, args=[source, trigger], kwargs={"follow_up": True})
+        except Exception:  # Redis restarting: the next round tries again
+            log.warning("could not look for owed syncs", exc_info=True)
+
+
 def redis_client() -> Redis:
     """Redis for locks and markers. Each command is retried with backoff for about ten
     seconds, so a Redis restart (its append-only file keeps the keys) is ridden out."""
@@ -175,6 +213,9 @@ def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: b
         retrying = True
         raise
     finally:
+        if not retrying:  # ended (done or failed for good): nothing is owed any more
+            with suppress(RedisError):
+                clear_owed(redis, source)
         lock.release()
         if not retrying:
             _send_follow_up(redis, source)
@@ -189,6 +230,7 @@ def _run(
     engine = make_engine(config.state_url)
     try:
         clear_follow_up(redis, source)  # this run covers every request made so far
+        mark_owed(redis, source, trigger)  # until it ends; a worker resumes it if it dies
         marker = f"{socket.gethostname()}:{os.getpid()}:{task.request.id}"
         redis.set(running_key(source), marker, ex=config.file.broker.task_time_limit_seconds)
         with kukkingu_client(config) as client:
@@ -200,7 +242,12 @@ def _run(
                 trigger=RunTrigger(trigger),
                 task_id=task.request.id,
                 checkpoint=lock.check,
-                ledger_lock=lambda: ledger_lock(redis, config.file.kukkingu.tenant_id, LEDGER_WAIT),
+                ledger_lock=lambda: ledger_lock(
+                    redis,
+                    config.file.kukkingu.tenant_id,
+                    LEDGER_WAIT,
+                    ttl=config.file.broker.lock_ttl_seconds,
+                ),
             )
         return f"{result.applied.lines_created} created, {result.applied.lines_updated} updated"
     except ConfigurationError:
@@ -212,6 +259,8 @@ def _run(
         retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
         wait = retry_after if retry_after is not None else backoff(task.request.retries)
         log.warning("sync of %s will be retried in %.0f s: %s", source, wait, exc)
+        with suppress(RedisError):  # should the retry's message be lost, a worker resends it
+            mark_owed(redis, source, trigger, not_before=time.time() + wait + RETRY_GRACE)
         raise task.retry(exc=exc, countdown=wait) from exc
     finally:
         with suppress(RedisError):

@@ -12,8 +12,12 @@ from worker.locks import (
     HeldLock,
     LockLost,
     clear_follow_up,
+    clear_owed,
+    mark_owed,
+    owed_syncs,
     request_follow_up,
     source_lock_key,
+    swept_key,
 )
 
 
@@ -61,3 +65,24 @@ def test_only_the_first_request_during_a_run_owns_the_follow_up(redis: Redis) ->
     assert request_follow_up(redis, "github")  # per source
     clear_follow_up(redis, "jira")
     assert request_follow_up(redis, "jira")
+
+
+def test_an_owed_sync_nobody_runs_is_claimed_once(redis: Redis) -> None:
+    mark_owed(redis, "jira", "on_demand")
+    mark_owed(redis, "github", "schedule")
+    held = HeldLock(redis, source_lock_key("github"), ttl=30)
+    assert held.acquire()  # github's sync is alive: not owed to anyone else
+    try:
+        assert owed_syncs(redis, ["jira", "github", "other"], now=0) == [("jira", "on_demand")]
+        assert owed_syncs(redis, ["jira", "github"], now=0) == []  # claimed: one resender
+    finally:
+        held.release()
+    redis.delete(swept_key("jira"))
+    clear_owed(redis, "jira")
+    assert owed_syncs(redis, ["jira", "github"], now=0) == [("github", "schedule")]
+
+
+def test_an_owed_retry_waits_for_its_due_time(redis: Redis) -> None:
+    mark_owed(redis, "jira", "schedule", not_before=1_000.0)
+    assert owed_syncs(redis, ["jira"], now=999.0) == []
+    assert owed_syncs(redis, ["jira"], now=1_000.0) == [("jira", "schedule")]
