@@ -34,7 +34,7 @@ from tests.support.service import (
     runs,
     wait_until,
 )
-from worker.locks import owed_key, pending_key, running_key
+from worker.locks import mark_owed, owed_key, pending_key, running_key
 from worker.store import upgrade
 
 pytestmark = pytest.mark.postgres
@@ -181,6 +181,30 @@ def test_a_sync_killed_just_before_a_redis_restart_is_resumed(
         wait_until(resumed, 90, service, "the killed sync, resumed")
         wait_until(lambda: redis.get(owed_key("jira-demo")) is None, 30, service, "nothing owed")
         assert_never_overlapping(runs(factory), killed_at)
+    finally:
+        engine.dispose()
+
+
+def test_a_worker_resends_an_owed_sync_that_nobody_runs(
+    service: Service, sandbox: RunningSandbox, state_url: str, redis: Redis
+) -> None:
+    """What a sync leaves when its process dies and its message is gone: an owed mark and
+    no lock. A worker's sweep finds it and sends the sync again, once."""
+    engine = create_engine(state_url)
+    factory = sessionmaker(engine)
+    try:
+        mark_owed(redis, "jira-demo", "on_demand")
+        service.worker("w1")
+        wait_until(
+            lambda: any(n == "jira-demo" and st == "succeeded" for n, _, st, _, _ in runs(factory)),
+            60,
+            service,
+            "the owed sync",
+        )
+        assert "sending it again" in service.logs()
+        wait_until(lambda: redis.get(owed_key("jira-demo")) is None, 30, service, "nothing owed")
+        time.sleep(3)
+        assert [r[2] for r in runs(factory)] == ["succeeded"]  # resent once
     finally:
         engine.dispose()
 
