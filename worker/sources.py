@@ -36,6 +36,8 @@ from worker.store import (
     transaction,
 )
 
+LOOKUP_CHUNK = 500  # keys per IN (...) query: well under SQLite's bound-parameter limit
+
 
 @dataclass(frozen=True, slots=True)
 class BadEntry:
@@ -73,7 +75,11 @@ class SourceContext:
 
     def active_entry_keys(self, issue_id: str) -> set[str]:
         """The keys of the issue's entries the store holds as active."""
-        return set()
+        return self.active_entry_keys_of([issue_id]).get(issue_id, set())
+
+    def active_entry_keys_of(self, issue_ids: Collection[str]) -> dict[str, set[str]]:
+        """:meth:`active_entry_keys` of several issues at once (absent: none)."""
+        return {}
 
 
 class StoreContext(SourceContext):
@@ -134,17 +140,23 @@ class StoreContext(SourceContext):
             )
             return sorted((str(issue_id), str(key)) for issue_id, key in rows)
 
-    def active_entry_keys(self, issue_id: str) -> set[str]:
+    def active_entry_keys_of(self, issue_ids: Collection[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        ordered = sorted(set(issue_ids))
         with self.factory() as session:
-            return set(
-                session.scalars(
-                    select(Entry.key).where(
+            for start in range(0, len(ordered), LOOKUP_CHUNK):
+                # the state is filtered here, not in SQL: with it in the WHERE clause SQLite
+                # may pick the (source, state) index and scan the source's every entry
+                rows = session.execute(
+                    select(Entry.external_issue_id, Entry.key, Entry.state).where(
                         Entry.source_id == self.source_id,
-                        Entry.external_issue_id == issue_id,
-                        Entry.state == EntryState.ACTIVE,
+                        Entry.external_issue_id.in_(ordered[start : start + LOOKUP_CHUNK]),
                     )
                 )
-            )
+                for issue_id, key, state in rows:
+                    if state == EntryState.ACTIVE and issue_id is not None:
+                        found.setdefault(issue_id, set()).add(key)
+        return found
 
 
 class EntrySource(Protocol):
@@ -245,9 +257,6 @@ def _record_bad(session: Session, source: Source, bad: BadEntry, known: dict[str
     # A bad version replaces whatever was there: billing the old one would be a guess.
     row.state, row.bad_reason = EntryState.BAD, bad.reason
     row.external_issue_id = bad.issue_id or row.external_issue_id
-
-
-LOOKUP_CHUNK = 500  # keys per IN (...) query: well under SQLite's bound-parameter limit
 
 
 def _entries_by_key(session: Session, keys: Collection[str]) -> dict[str, Entry]:

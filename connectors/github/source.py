@@ -147,7 +147,8 @@ class GitHubSource:
         entries: list[TimeEntry] = []
         bad: list[BadEntry] = []
         removed: list[str] = []
-        active: dict[str, set[str]] = {}  # per issue, asked once a page
+        ids = {numbers[n] for n in wanted if n in numbers}
+        active = context.active_entry_keys_of(ids) if ids else {}  # one question a page
         for raw in page:
             number = issue_number(raw)
             issue_id = numbers.get(number) if number is not None else None
@@ -156,12 +157,10 @@ class GitHubSource:
             bad += wrong
             if issue_id is not None and isinstance(raw.get("id"), int):
                 # /spend lines taken out of an edited comment: those entries are deleted
-                if issue_id not in active:
-                    active[issue_id] = context.active_entry_keys(issue_id)
                 prefix = comment_prefix(self.api.host, raw["id"])
                 now = {e.key for e in good} | {b.key for b in wrong}
                 removed += sorted(
-                    k for k in active[issue_id] if k.startswith(prefix) and k not in now
+                    k for k in active.get(issue_id, ()) if k.startswith(prefix) and k not in now
                 )
         return issues, entries, bad, removed
 
