@@ -109,6 +109,15 @@ class _Drafts:
         key = (slot.key.contract_id, slot.key.currency, slot.key.period)
         self.by_group.setdefault(key, []).append(slot)
 
+    def withdraw(self, slot: _Slot) -> None:
+        """Forget ``slot`` if this plan opened it and nothing was placed on it: a draft
+        opened for a line that turned out to bill nothing must not become an empty invoice."""
+        if slot.count or not self.opened or self.opened[-1].key != slot.key:
+            return
+        self.opened.pop()
+        del self.slots[slot.key]
+        self.by_group[(slot.key.contract_id, slot.key.currency, slot.key.period)].remove(slot)
+
     def _of(self, contract: str, currency: str, period: str) -> list[_Slot]:
         return self.by_group.get((contract, currency, period), [])
 
@@ -211,6 +220,7 @@ class _Builder:
             # Never billed and nothing to bill: no line. Less time after an invoice was
             # finalized is drift, recorded by _items for the entries that caused it.
             self._negative_drift(items, frozen)
+            self.drafts.withdraw(slot)  # a draft opened for this line only is not needed
             return
         slot.count += 1
         slot.next_position += 1

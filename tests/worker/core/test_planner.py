@@ -201,6 +201,20 @@ def test_a_full_draft_opens_the_next_one() -> None:
     assert [d.key.seq for d in second.new_drafts] == [4]
 
 
+def test_work_that_bills_nothing_opens_no_draft_when_the_others_are_full() -> None:
+    # found by the L benchmark: with every draft of the period full, a group that nets to
+    # zero (a correction taking back what was logged) opened a draft and left it empty,
+    # and the sync created an invoice with no line
+    issues = [issue(n) for n in range(101)]
+    work = [entry(n, n) for n in range(100)]
+    first, ledger = step(work, issues, [rule()])
+    assert [d.key.seq for d in first.new_drafts] == [1]
+    nothing = [entry(500, 100, seconds=H), entry(501, 100, seconds=-H)]
+    second = run(work + nothing, issues, [rule()], ledger)
+    assert second.creates == ()
+    assert second.new_drafts == ()
+
+
 def test_positions_are_stable_when_lines_change() -> None:
     entries = [entry(1, 1), entry(2, 2), entry(3, 3)]
     _, ledger = step(entries, [issue(1), issue(2), issue(3)], [rule()])
