@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -21,6 +22,13 @@ from tests.support.billing import check_invariants, snapshot, writes
 from tests.test_end_to_end_jira import config_for, run
 
 GH = {"Authorization": f"token {DEMO_TOKEN}"}
+
+
+def this_month(sandbox: RunningSandbox) -> str:
+    """The billing month (examples/sandbox.toml: Europe/Berlin) a comment written now is in."""
+    return (
+        sandbox.github_app.state.clock.now().astimezone(ZoneInfo("Europe/Berlin")).strftime("%Y-%m")
+    )
 
 
 @pytest.fixture
@@ -73,7 +81,8 @@ def test_github_to_kukkingu_then_a_deleted_comment(tmp_path: Path, sandbox: Runn
         invoice, line = next(
             (n, b)
             for n, b in lines
-            if b["referenceId"].startswith("acme/") and b["metadata"]["period"] == "2026-11"
+            if b["referenceId"].startswith("acme/")
+            and b["metadata"]["period"] == this_month(sandbox)
         )
         repo, number = line["referenceId"].split("#")
         added = httpx.post(
@@ -116,7 +125,8 @@ def test_a_deletion_hidden_by_an_addition_on_the_same_issue(
             (n, b)
             for n, items in first.billables.items()
             for b in items
-            if b["referenceId"].startswith("acme/") and b["metadata"]["period"] == "2026-11"
+            if b["referenceId"].startswith("acme/")
+            and b["metadata"]["period"] == this_month(sandbox)
         )
         repo, number = line["referenceId"].split("#")
 
