@@ -64,6 +64,7 @@ from worker.locks import (
     request_follow_up,
     running_key,
     source_lock_key,
+    swept_key,
 )
 from worker.sources import open_source
 from worker.store import RunTrigger, make_engine, session_factory
@@ -75,6 +76,7 @@ MAX_RETRIES = 8
 LEDGER_WAIT = 300.0  # seconds a sync waits for another source's ledger phase
 SWEEP_SECONDS = 10.0  # how often a worker looks for owed syncs nobody runs
 RETRY_GRACE = 30.0  # seconds after a retry's due time before it counts as lost
+FOLLOW_UP_CLAIM = 30  # seconds the sweep leaves a follow-up to the sync that sends it
 
 app = Celery("billsync")
 app.conf.update(
@@ -213,12 +215,10 @@ def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: b
         retrying = True
         raise
     finally:
-        if not retrying:  # ended (done or failed for good): nothing is owed any more
-            with suppress(RedisError):
-                clear_owed(redis, source)
+        follow_up_trigger = None if retrying else _settle(redis, source)
         lock.release()
-        if not retrying:
-            _send_follow_up(redis, source)
+        if follow_up_trigger is not None:
+            _send_follow_up(redis, source, follow_up_trigger)
 
 
 def _run(
@@ -268,19 +268,36 @@ def _run(
         engine.dispose()
 
 
-def _send_follow_up(redis: Redis, source: str) -> None:
-    """After a sync ends (lock released): if a request came while it ran, send one follow-up.
-    The follow-up clears the mark when it starts; a request made after the release took the
-    lock itself, so nothing is left waiting."""
+def _settle(redis: Redis, source: str) -> str | None:
+    """A sync ended (done, or failed for good), its lock still held: nothing is owed any
+    more, unless a request came while it ran. Then the follow-up is owed, and this worker
+    claims sending it (the sweep keeps off for a while). Returns the follow-up's trigger."""
     try:
         trigger = pending_follow_up(redis, source)
-        if trigger is not None:
-            if trigger not in {t.value for t in RunTrigger}:
-                trigger = RunTrigger.ON_DEMAND.value
-            app.send_task(SYNC_TASK, args=[source, trigger], kwargs={"follow_up": True})
-            log.info("sync of %s: a follow-up was asked for while it ran; sent", source)
-    except Exception:  # the source's next scheduled run covers it
-        log.exception("could not send the follow-up sync of %s", source)
+        if trigger is None:
+            clear_owed(redis, source)
+            return None
+        if trigger not in {t.value for t in RunTrigger}:
+            trigger = RunTrigger.ON_DEMAND.value
+        mark_owed(redis, source, trigger)
+        redis.set(swept_key(source), "1", ex=FOLLOW_UP_CLAIM)
+        return trigger
+    except RedisError:  # the owed mark stays as it was: the sweep sends a sync if need be
+        log.warning("could not settle the sync of %s in Redis", source, exc_info=True)
+        return None
+
+
+def _send_follow_up(redis: Redis, source: str, trigger: str) -> None:
+    """After a sync ends (lock released), the follow-up a request made during it is owed.
+    Should sending fail (a broken broker connection can fail in more ways than kombu
+    retries), the claim is dropped and the workers' sweep sends it from the owed mark."""
+    try:
+        app.send_task(SYNC_TASK, args=[source, trigger], kwargs={"follow_up": True})
+        log.info("sync of %s: a follow-up was asked for while it ran; sent", source)
+    except Exception:
+        log.warning("could not send the follow-up of %s; the sweep will", source, exc_info=True)
+        with suppress(RedisError):
+            redis.delete(swept_key(source))
 
 
 def enqueue(source: str, trigger: str = "on_demand") -> str:
