@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from sandbox.github import dataset as github_dataset
 from sandbox.jira import dataset as jira_dataset
@@ -252,38 +253,30 @@ def _apps(sandbox: RunningSandbox) -> dict[str, Any]:
     }
 
 
-def _ledger(db_url: str) -> tuple[dict[int, int], int]:
+def _ledger(factory: sessionmaker[Session]) -> tuple[dict[int, int], int]:
     """Written lines per draft, and the number of drafts written."""
-    engine = make_engine(db_url)
-    try:
-        with session_factory(engine)() as session:
-            rows = session.execute(
-                select(Line.draft_id, func.count())
-                .where(Line.kukkingu_id.is_not(None))
-                .group_by(Line.draft_id)
-            ).all()
-            drafts = session.scalar(
-                select(func.count()).select_from(Draft).where(Draft.kukkingu_id.is_not(None))
-            )
-        return {int(d): int(n) for d, n in rows}, int(drafts or 0)
-    finally:
-        engine.dispose()
+    with factory() as session:
+        rows = session.execute(
+            select(Line.draft_id, func.count())
+            .where(Line.kukkingu_id.is_not(None))
+            .group_by(Line.draft_id)
+        ).all()
+        drafts = session.scalar(
+            select(func.count()).select_from(Draft).where(Draft.kukkingu_id.is_not(None))
+        )
+    return {int(d): int(n) for d, n in rows}, int(drafts or 0)
 
 
-def _last_run(db_url: str, source: str) -> dict[str, Any]:
-    engine = make_engine(db_url)
-    try:
-        with session_factory(engine)() as session:
-            run = session.scalars(
-                select(Run)
-                .join(Source, Source.id == Run.source_id)
-                .where(Source.name == source)
-                .order_by(Run.id.desc())
-                .limit(1)
-            ).first()
-            return dict(run.counts) if run is not None else {}
-    finally:
-        engine.dispose()
+def _last_run(factory: sessionmaker[Session], source: str) -> dict[str, Any]:
+    with factory() as session:
+        run = session.scalars(
+            select(Run)
+            .join(Source, Source.id == Run.source_id)
+            .where(Source.name == source)
+            .order_by(Run.id.desc())
+            .limit(1)
+        ).first()
+        return dict(run.counts) if run is not None else {}
 
 
 def _kukkingu_bound(
@@ -396,6 +389,8 @@ def run_bench(
         config, env = _write_config(workdir, sandbox, size)
         db_url = f"sqlite:///{workdir / 'bench.db'}"
         upgrade(db_url)
+        engine = make_engine(db_url)  # one for the run's bookkeeping reads
+        factory = session_factory(engine)
         apps = _apps(sandbox)
         if latency_ms:
             from sandbox.common.faults import FaultSpec
@@ -417,11 +412,11 @@ def run_bench(
                 name = SOURCES[kind]
                 for app in apps.values():
                     app.requests.reset()
-                before, drafts_before = _ledger(db_url)
+                before, drafts_before = _ledger(factory)
                 prof = workdir / f"{phase}-{kind}.prof" if profile else None
                 seconds, code, rss = _run_child(config, env, name, workdir / "sync.log", prof)
-                after, drafts_after = _ledger(db_url)
-                counts = _last_run(db_url, name)
+                after, drafts_after = _ledger(factory)
+                counts = _last_run(factory, name)
                 requests = {service: app.requests.snapshot() for service, app in apps.items()}
                 bound = {
                     "kukkingu": _kukkingu_bound(before, after, drafts_after - drafts_before, counts)
@@ -445,7 +440,8 @@ def run_bench(
                 )
                 results.append(result)
                 report(_phase_line(result))
-        lines, drafts = _ledger(db_url)
+        lines, drafts = _ledger(factory)
+        engine.dispose()
     return BenchResult(
         size=size,
         latency_ms=latency_ms,
