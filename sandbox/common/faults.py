@@ -21,6 +21,12 @@ Fault kinds:
 ``latency``
     every matching request first sleeps ``ms`` milliseconds, until the fault is cleared (or
     for ``count`` requests when a count is given).
+``hold``
+    every matching request (or ``count`` of them) is read whole and then held, unanswered and
+    unprocessed, until the fault is released (``DELETE /_sandbox/faults``). A held request
+    whose client goes away (killed) is dropped, never processed: the server had not started
+    on it. ``held`` in the fault's listing says how many requests wait on it now, so a test
+    can wait for "a sync is in the middle of its writes" as an event, not a guess in time.
 ``respond``
     answer ``status`` (default 200) with ``body`` (default empty) as ``content_type``
     (default ``text/html; charset=utf-8``) *before* the request reaches the API: nothing is
@@ -34,8 +40,8 @@ Fault kinds:
     first N bytes of the result. Status and headers are kept. Schema drift, broken text.
 
 A request consumes at most one error500 / rate_limit / drop_after_commit / respond / mangle
-fault: the oldest pending one that matches it (FIFO). Latency faults are not consumed by
-that rule; every matching one adds its delay.
+fault: the oldest pending one that matches it (FIFO). Latency and hold faults are not consumed
+by that rule; every matching latency adds its delay, and the oldest matching hold holds.
 """
 
 from __future__ import annotations
@@ -54,7 +60,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FaultKind = Literal["error500", "rate_limit", "drop_after_commit", "latency", "respond", "mangle"]
+FaultKind = Literal[
+    "error500", "rate_limit", "drop_after_commit", "latency", "hold", "respond", "mangle"
+]
+UNCONSUMED = ("latency", "hold")  # kinds that apply until cleared unless a count is given
 
 
 class FaultMatch(BaseModel):
@@ -119,18 +128,25 @@ class FaultSpec(BaseModel):
 
 @dataclass
 class Fault:
-    """A pending fault; ``remaining`` None means "until cleared" (latency without count)."""
+    """A pending fault; ``remaining`` None means "until cleared" (latency or hold without
+    count). A hold fault also counts the requests it ``held`` now, and is ``released`` when
+    cleared (the requests it holds then go on)."""
 
     id: int
     spec: FaultSpec
     remaining: int | None
+    held: int = 0
+    released: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "id": self.id,
             **self.spec.model_dump(exclude_none=True),
             "remaining": self.remaining,
         }
+        if self.spec.kind == "hold":
+            shown["held"] = self.held
+        return shown
 
 
 class FaultPlan:
@@ -142,7 +158,7 @@ class FaultPlan:
         self._next_id = 1
 
     def add(self, spec: FaultSpec) -> Fault:
-        remaining = spec.count if spec.count is not None or spec.kind == "latency" else 1
+        remaining = spec.count if spec.count is not None or spec.kind in UNCONSUMED else 1
         with self._lock:
             fault = Fault(id=self._next_id, spec=spec, remaining=remaining)
             self._next_id += 1
@@ -150,32 +166,50 @@ class FaultPlan:
             return fault
 
     def clear(self) -> None:
+        """Forget every pending fault; the requests a hold fault holds go on."""
         with self._lock:
+            for fault in self._faults:
+                fault.released = True
             self._faults.clear()
+
+    def held(self) -> int:
+        """How many requests hold faults hold right now."""
+        with self._lock:
+            return sum(fault.held for fault in self._faults)
+
+    def hold(self, fault: Fault, change: int) -> None:
+        with self._lock:
+            fault.held += change
 
     def pending(self) -> list[dict[str, Any]]:
         with self._lock:
             return [fault.to_json() for fault in self._faults]
 
-    def take(self, method: str, route: str) -> tuple[FaultSpec | None, float]:
-        """Consume the faults this request meets: (the answering fault, seconds of delay)."""
+    def take(self, method: str, route: str) -> tuple[FaultSpec | None, float, Fault | None]:
+        """Consume the faults this request meets: (the answering fault, seconds of delay,
+        the hold fault that holds it)."""
         with self._lock:
             delay = 0.0
             answer: FaultSpec | None = None
+            holding: Fault | None = None
             for fault in list(self._faults):
                 if not fault.spec.match.hits(method, route):
                     continue
                 if fault.spec.kind == "latency":
                     delay += (fault.spec.ms or 0) / 1000
+                elif fault.spec.kind == "hold":
+                    if holding is not None or fault.remaining == 0:
+                        continue
+                    holding = fault
                 elif answer is None:
                     answer = fault.spec
                 else:
                     continue
                 if fault.remaining is not None:
                     fault.remaining -= 1
-                    if fault.remaining == 0:
+                    if fault.remaining == 0 and fault.spec.kind != "hold":
                         self._faults.remove(fault)
-            return answer, delay
+            return answer, delay, holding
 
 
 class RequestCounter:
@@ -293,9 +327,14 @@ class FaultInjector:
         method: str = scope["method"]
         route = self.resolve(scope) or scope["path"]
         self.counter.record(f"{method} {route}")
-        fault, delay = self.plan.take(method, route)
+        fault, delay, holding = self.plan.take(method, route)
         if delay:
             await asyncio.sleep(delay)
+        if holding is not None:
+            replayed = await self._hold(holding, receive)
+            if replayed is None:
+                return  # the client went away while held: the request is never processed
+            receive = replayed
         if fault is None:
             await self.app(scope, receive, send)
         elif fault.kind in ("error500", "rate_limit"):
@@ -306,6 +345,39 @@ class FaultInjector:
             await self._mangle(fault, scope, receive, send)
         else:
             await self._drop_after_commit(scope, receive, send)
+
+    async def _hold(self, fault: Fault, receive: Receive) -> Receive | None:
+        """Read the request whole, then wait until ``fault`` is released. Returns a
+        ``receive`` that replays the body, or None if the client disconnected meanwhile."""
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        # with the body read, the server's next message is the client's disconnect
+        gone = asyncio.ensure_future(receive())
+        self.plan.hold(fault, +1)
+        try:
+            while not fault.released:
+                done, _ = await asyncio.wait({gone}, timeout=0.05)
+                if done:
+                    return None
+        finally:
+            self.plan.hold(fault, -1)
+        gone.cancel()
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        return replay
 
     async def _mangle(self, fault: FaultSpec, scope: Scope, receive: Receive, send: Send) -> None:
         start: Message | None = None

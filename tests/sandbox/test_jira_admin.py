@@ -41,9 +41,11 @@ def test_clock_can_be_read_frozen_advanced_and_released(bare):
     assert moved["nowMs"] == NOW_MS + 90_500
     frozen = bare.post("/_sandbox/clock", json={"now": "2027-01-01T12:00:00+01:00"}).json()
     assert frozen["data"]["now"] == "2027-01-01T11:00:00Z"
+    before = int(time.time() * 1000)
     real = bare.post("/_sandbox/clock", json={"real": True}).json()["data"]
+    after = int(time.time() * 1000) + 1
     assert real["frozen"] is False
-    assert abs(real["nowMs"] - time.time() * 1000) < 5_000
+    assert before <= real["nowMs"] <= after  # the real clock, read during the call
     for bad in ({}, {"advance": 1, "real": True}, {"now": "2027-01-01T12:00:00"}, {"x": 1}):
         response = bare.post("/_sandbox/clock", json=bad)
         assert response.status_code == 400, bad
@@ -215,15 +217,13 @@ def test_demo_seed_is_deterministic_for_an_anchor_and_all_before_it():
     assert all(s.minute % 15 == 0 and s.weekday() < 5 for s in starts)
 
 
-def test_generated_dataset_scales_fast_and_is_deterministic():
-    started = time.monotonic()
+def test_generated_dataset_has_its_size_and_is_deterministic():
+    # how fast it loads is the benchmark's business (SPEC §10), never a test's
     state = JiraState(now=JIRA_NOW)
     info = generate(11, issues=2000, worklogs=50_000, anchor=JIRA_NOW).load(state)
-    elapsed = time.monotonic() - started
     assert (info.issues, info.worklogs) == (2000, 50_000)
     assert len(state.issues()) == 2000
     assert state.worklog_count() == 50_000
-    assert elapsed < 5, elapsed  # generous: a few seconds is the contract for the benchmark
     again = JiraState(now=JIRA_NOW)
     generate(11, issues=20, worklogs=300, anchor=JIRA_NOW).load(again)
     twice = JiraState(now=JIRA_NOW)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -28,6 +30,13 @@ def add_fault(bare: httpx.Client, **spec: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     fault: dict[str, Any] = response.json()["data"]
     return fault
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 def counts(bare: httpx.Client) -> dict[str, int]:
@@ -76,11 +85,45 @@ def test_latency_delays_every_matching_request_until_cleared(kk: Kk, bare):
         assert kk.get("/api/v1/clients").status_code == 200
         assert time.monotonic() - started >= 0.15
     assert [f["kind"] for f in bare.get("/_sandbox/faults").json()["data"]] == ["latency"]
-    started = time.monotonic()
-    kk.get("/api/v1/invoices")  # not matched: no delay
-    assert time.monotonic() - started < 0.15
+    # not matched: no delay. Asserted without a clock: a matched request would sleep for
+    # ten minutes, far past the client's timeout
+    add_fault(bare, kind="latency", ms=600_000, match={"route": "/api/v1/clients"})
+    assert kk.get("/api/v1/invoices", timeout=60).status_code == 200
     assert bare.delete("/_sandbox/faults").status_code == 204
     assert bare.get("/_sandbox/faults").json() == {"data": []}
+
+
+def test_hold_keeps_matching_writes_unprocessed_until_released(kk: Kk, bare, sandbox):
+    invoice = kk.create_invoice()
+    add_fault(bare, kind="hold", match={"method": "POST", "route": "/api/v1/billables"})
+    body = {"invoiceId": invoice["id"], "billables": [kk.line(referenceId="PROJ-1")]}
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(kk.post, "/api/v1/billables", json=body)
+        wait_for(lambda: sandbox.app.faults.held() == 1, "the write to be held")
+        assert [f["held"] for f in bare.get("/_sandbox/faults").json()["data"]] == [1]
+        assert kk.lines(invoice["id"]) == []  # held: not processed
+        assert kk.get("/api/v1/invoices").status_code == 200  # other routes go on
+        assert bare.delete("/_sandbox/faults").status_code == 204
+        assert answer.result(timeout=60).status_code == 200
+    assert [b["referenceId"] for b in kk.lines(invoice["id"])] == ["PROJ-1"]
+
+
+def test_a_held_request_whose_client_goes_away_is_never_processed(kk: Kk, bare, sandbox):
+    invoice = kk.create_invoice()
+    add_fault(bare, kind="hold", count=1, match={"method": "POST"})
+    body = {"invoiceId": invoice["id"], "billables": [kk.line(referenceId="PROJ-1")]}
+    doomed = httpx.Client(base_url=str(kk.http.base_url), headers=kk.http.headers)
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(doomed.post, "/api/v1/billables", json=body)
+        wait_for(lambda: sandbox.app.faults.held() == 1, "the write to be held")
+        doomed.close()  # the client dies with its request in flight
+        with pytest.raises(httpx.HTTPError):
+            answer.result(timeout=60)
+    wait_for(lambda: sandbox.app.faults.held() == 0, "the held request to be dropped")
+    bare.delete("/_sandbox/faults")
+    assert kk.lines(invoice["id"]) == []
+    # count=1 held one request; the next one is not held
+    assert kk.post("/api/v1/billables", json=body).status_code == 200
 
 
 def test_faults_hit_only_matching_requests_in_fifo_order(kk: Kk, bare):
