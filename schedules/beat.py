@@ -5,6 +5,11 @@ Each entry is a row with a reason, built from the settings (nothing is hard-code
     sync <source>    crontab from the source's `schedule`, in the billing time zone
                      expires: a run not started before the next one is due is dropped
                      (a backlog of scheduled syncs after an outage would only repeat work)
+
+The expiry is not Celery's ``expires``: Celery copies that into retries and redeliveries and
+discards them, which would lose a sync that started. The entry carries its expiry in seconds
+(header ``billsync_expires_in``); the scheduler stamps each send with the absolute time
+(``billsync_not_after``), and the task honours it only on a first delivery.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from typing import Any
 from celery.schedules import crontab
 
 from worker.config import Settings, parse_crontab
+from worker.coordination import SYNC_TASK
 
-SYNC_TASK = "billsync.sync_source"  # the task name in worker/tasks.py (stable on purpose)
+EXPIRES_IN = "billsync_expires_in"  # header: seconds; the scheduler turns it into NOT_AFTER
 MIN_EXPIRY = 60
 
 
@@ -67,7 +73,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": SYNC_TASK,
             "schedule": entry.schedule,
             "args": (entry.source, "schedule"),
-            "options": {"expires": entry.expires},
+            "options": {"headers": {EXPIRES_IN: entry.expires}},
         }
         for entry in entries(settings)
     }

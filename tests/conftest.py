@@ -8,7 +8,7 @@ skipped: without the PostgreSQL binaries the PostgreSQL runs fail and say how to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,18 @@ from tests.support.postgres import INSTALL_HINT, Cluster, ClusterError, find_bin
 from tests.support.redis import RedisServer
 
 TEST_DATABASE = "billsync_test"
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember on the test item whether any phase failed (fixtures keep logs then)."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -112,12 +112,14 @@ class Applier:
         *,
         run_id: int | None = None,
         checkpoint: Checkpoint = lambda step: None,
+        fence: Checkpoint = lambda step: None,
         progress: ProgressFn = no_progress,
     ) -> None:
         self.factory = factory
         self.client = client
         self.run_id = run_id
         self.checkpoint = checkpoint
+        self.fence = fence  # raises unless the sync's locks are still its own (before a write)
         self.progress = progress
         self._to_create = self._created = 0
         self.counts = ApplyCounts()
@@ -142,6 +144,7 @@ class Applier:
             session.flush()
             intent_id = intent.id
         self.checkpoint(f"intent.{kind.value}")
+        self.fence(f"the {kind.value} write")  # a pending intent is reconciled by the next sync
         return intent_id
 
     @staticmethod

@@ -333,19 +333,26 @@ def beat_command(state: _State, loglevel: str, schedule_file: Path) -> None:
 
 
 @cli.command("enqueue")
-@click.option("--source", "source_name", help="Only this source (default: every source).")
+@click.option(
+    "--source",
+    "source_names",
+    multiple=True,
+    help="This source (repeat for several; default: every source, once each).",
+)
 @pass_state
-def enqueue_command(state: _State, source_name: str | None) -> None:
-    """Put a sync on the queue now (coalesced with one that is running); print its id."""
+def enqueue_command(state: _State, source_names: tuple[str, ...]) -> None:
+    """Put syncs on the queue now (each coalesced with a running sync of its source); print
+    their ids. A source named twice is sent twice, in the order given."""
     from worker.tasks import enqueue
 
     _celery(state)
     names = [s.name for s in state.settings().file.sources]
-    if source_name is not None:
-        if source_name not in names:
-            raise click.UsageError(f"no source named {source_name!r} (known: {', '.join(names)})")
-        names = [source_name]
-    for name in names:
+    unknown = [name for name in source_names if name not in names]
+    if unknown:
+        raise click.UsageError(
+            f"no source named {', '.join(map(repr, unknown))} (known: {', '.join(names)})"
+        )
+    for name in source_names or names:
         click.echo(f"{name}: {enqueue(name)}")
 
 

@@ -6,7 +6,9 @@ by the holder's token, so an expired holder can never free someone else's lock.
 :class:`HeldLock` keeps a lock alive while long work runs: a daemon thread extends it every
 third of its TTL. If an extension fails (the lock expired or Redis lost it), ``lost`` is set
 and :meth:`HeldLock.check` raises :class:`LockLost`; the sync calls it between steps, so a
-sync that may no longer be alone stops at the next step. Stopping is safe: the ledger and
+sync that may no longer be alone stops at the next step. Before each Kukkingu write the sync
+calls :meth:`HeldLock.fence`, which asks Redis whether the token is still the lock's: a write
+never starts under a lock that is gone (fencing). Stopping is safe: the ledger and
 the intents make the next sync continue where this one left off.
 """
 
@@ -94,6 +96,19 @@ class HeldLock:
         if self.lost:
             raise LockLost(f"{self.key} was lost before {step or 'this step'}")
 
+    def fence(self, step: str = "") -> None:
+        """Before a write: the lock must be ours in Redis *now*, not just at the last
+        extension (a Redis restart or a long stall can lose it in between)."""
+        self.check(step)
+        try:
+            owned = self._lock.owned()
+        except RedisError as exc:
+            self.lost = True
+            raise LockLost(f"{self.key}: could not confirm it before {step} ({exc})") from exc
+        if not owned:
+            self.lost = True
+            raise LockLost(f"{self.key} is no longer held: {step or 'the write'} not sent")
+
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -137,14 +152,14 @@ def clear_follow_up(redis: Redis, source: str) -> None:
 @contextmanager
 def ledger_lock(
     redis: Redis, tenant: str, wait: float = 300.0, ttl: float = SOURCE_TTL
-) -> Iterator[None]:
+) -> Iterator[HeldLock]:
     """Hold the tenant's ledger lock (plan + apply) for the block; wait up to ``wait``.
     ``ttl``: how long a dead holder keeps it (extended every third while held)."""
     lock = HeldLock(redis, ledger_lock_key(tenant), ttl=ttl)
     if not lock.acquire(blocking=True, wait=wait):
         raise RetryableError(f"another sync held the ledger for {wait:.0f} s", retry_after=30)
     try:
-        yield
+        yield lock
     finally:
         lock.release()
 

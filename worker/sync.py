@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -199,13 +199,20 @@ def sync(
     trigger: RunTrigger = RunTrigger.CLI,
     now: Callable[[], datetime] = utcnow,
     checkpoint: Checkpoint = lambda step: None,
+    fence: Checkpoint = lambda step: None,
     task_id: str | None = None,
     progress: ProgressFn = no_progress,
-    ledger_lock: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ledger_lock: Callable[[], AbstractContextManager[object]] = nullcontext,
+    retry_wait: Callable[[BaseException], float | None] = lambda exc: None,
 ) -> SyncResult:
-    """Sync ``source`` into Kukkingu; the run is recorded whatever happens."""
+    """Sync ``source`` into Kukkingu; the run is recorded whatever happens. ``fence`` is
+    called before every Kukkingu write and raises when the sync's locks are gone;
+    ``retry_wait`` says in how many seconds a failure is retried (the run is then
+    ``retrying``), or None."""
     with transaction(factory) as session:
         row = source_row(session, source.name, source.kind)
+        if task_id is not None:
+            _close_earlier_attempts(session, row.id, task_id)
         run = Run(source_id=row.id, trigger=trigger, status=RunStatus.RUNNING, task_id=task_id)
         session.add(run)
         session.flush()
@@ -214,17 +221,65 @@ def sync(
     result = SyncResult(source.name, run_id, IngestCounts(), ApplyCounts())
     try:
         result.ingested = ingest(factory, source, checkpoint=checkpoint, progress=progress)
-        applier = Applier(factory, client, run_id=run_id, checkpoint=checkpoint, progress=progress)
+        applier = Applier(
+            factory, client, run_id=run_id, checkpoint=checkpoint, fence=fence, progress=progress
+        )
         result.applied = applier.counts
         with ledger_lock():  # sources sharing a contract share drafts: one planner at a time
             _rounds(settings, factory, client, applier, source_id, result, now, checkpoint)
     except (Exception, KeyboardInterrupt) as exc:
         # A real crash records nothing; so nothing is recorded for other BaseExceptions
         # (the fault tests' simulated crash is one): the run stays "running".
-        _finish(factory, run_id, result, client, before, error=f"{type(exc).__name__}: {exc}")
+        wait = retry_wait(exc)
+        retry_at = None if wait is None else utcnow() + timedelta(seconds=wait)
+        error = f"{type(exc).__name__}: {exc}"
+        _finish(factory, run_id, result, client, before, error=error, retry_at=retry_at)
         raise
     _finish(factory, run_id, result, client, before, error=None)
     return result
+
+
+def _close_earlier_attempts(session: Session, source_id: int, task_id: str) -> None:
+    """This message ran before: a run of it still ``running`` died with its process (this
+    delivery holds the source's lock, so nothing else runs it), and one ``retrying`` has
+    its retry now."""
+    now = utcnow()
+    earlier = session.scalars(
+        select(Run).where(
+            Run.source_id == source_id,
+            Run.task_id == task_id,
+            Run.status.in_([RunStatus.RUNNING, RunStatus.RETRYING]),
+        )
+    )
+    for run in earlier:
+        if run.status == RunStatus.RUNNING:
+            run.status = RunStatus.INTERRUPTED
+            run.error = "its process died mid-run; the message was delivered again"
+            run.finished_at = now
+        else:
+            run.status = RunStatus.FAILED
+        run.retry_at = None
+
+
+def interrupt_runs(factory: sessionmaker[Session], source: str, task_id: str, reason: str) -> int:
+    """Mark ``source``'s runs of ``task_id`` still ``running`` as interrupted (their process
+    died, found by the workers' sweep); returns how many."""
+    with transaction(factory) as session:
+        source_id = session.scalar(select(Source.id).where(Source.name == source))
+        if source_id is None:
+            return 0
+        runs = session.scalars(
+            select(Run).where(
+                Run.source_id == source_id,
+                Run.task_id == task_id,
+                Run.status == RunStatus.RUNNING,
+            )
+        ).all()
+        for run in runs:
+            run.status = RunStatus.INTERRUPTED
+            run.error = f"interrupted: {reason}"
+            run.finished_at = utcnow()
+        return len(runs)
 
 
 def _rounds(
@@ -272,6 +327,7 @@ def _finish(
     before: dict[str, int],
     *,
     error: str | None,
+    retry_at: datetime | None = None,
 ) -> None:
     result.requests = {
         route: count - before.get(route, 0)
@@ -282,8 +338,12 @@ def _finish(
         with transaction(factory) as session:
             run = session.get_one(Run, run_id)
             run.finished_at = utcnow()
-            run.status = RunStatus.FAILED if error else RunStatus.SUCCEEDED
+            if error is None:
+                run.status = RunStatus.SUCCEEDED
+            else:
+                run.status = RunStatus.FAILED if retry_at is None else RunStatus.RETRYING
             run.error = error
+            run.retry_at = retry_at
             plan = result.plan
             run.counts = {
                 "entriesSeen": result.ingested.entries_seen,

@@ -9,24 +9,16 @@ Celery on Redis, configured for tasks that must never run twice at once and neve
   (SPEC §5: the ledger, the intents and adoption make a re-run continue, not repeat);
 - ``worker_prefetch_multiplier = 1`` so long syncs do not sit reserved behind each other;
 - a visibility timeout above the longest task (``broker.visibility_timeout_seconds``, and
-  ``task_time_limit`` below it), and no long ETAs: waits become retries with a countdown.
+  ``task_time_limit`` below it), and no long ETAs: waits become retries with a countdown;
+- no Celery ``expires``: Celery would copy it into retries and redeliveries and discard
+  them. Beat sets its own header instead, and only a first delivery honours it.
 
-The task is a thin shim: it takes a source *name*, loads the settings once per process,
-takes the source's lock (or coalesces into one follow-up), and calls :func:`worker.sync.sync`,
-which records the run. Retryable failures (429s, an unreachable API, a lost lock) retry with
-the wait the error carries, or exponential backoff; configuration errors do not retry.
-
-Coalescing never parks a message in a worker: Celery drops the countdown messages a worker
-holds when its broker connection breaks, and Redis gives them back only after the visibility
-timeout (hours). So a request made while a sync runs only marks the source *pending* in
-Redis and ends; the running sync, when it ends, sends one fresh follow-up if the mark is
-there. A message delivered again because its worker was killed mid-sync finds its own
-``running`` marker and waits out the dead holder's lock instead of coalescing.
-
-A sync also marks its source *owed* while it runs (and, when it retries, until its retry
-is due). Should its message never come back (Celery could not requeue it over a broken
-connection; a countdown retry dropped with one), each worker's main process looks every
-few seconds for an owed source whose lock is free, and one of them sends the sync again.
+The task is a thin shim over :mod:`worker.coordination` (how a sync starts and ends among
+workers): it takes a source *name*, loads the settings once per process, and calls
+:func:`worker.sync.sync`, which records the run. Retryable failures (429s, an unreachable
+API, a lost lock) retry with the wait the error carries, or exponential backoff, and the run
+shows as ``retrying`` until then; configuration errors do not retry. Each worker's main
+process sweeps every few seconds for what dead processes left (interrupted runs, owed syncs).
 """
 
 from __future__ import annotations
@@ -37,7 +29,8 @@ import random
 import socket
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from celery import Celery, Task
@@ -50,33 +43,22 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from worker import coordination
+from worker.broker import TRANSPORT
 from worker.clients import kukkingu_client
 from worker.config import Settings, load_config
+from worker.coordination import NOT_AFTER, SYNC_TASK
 from worker.errors import ConfigurationError, RetryableError
-from worker.locks import (
-    HeldLock,
-    clear_follow_up,
-    clear_owed,
-    ledger_lock,
-    mark_owed,
-    owed_syncs,
-    pending_follow_up,
-    request_follow_up,
-    running_key,
-    source_lock_key,
-    swept_key,
-)
+from worker.locks import HeldLock, ledger_lock
 from worker.sources import open_source
 from worker.store import RunTrigger, make_engine, session_factory
 
 log = logging.getLogger("billsync.tasks")
 
-SYNC_TASK = "billsync.sync_source"
 MAX_RETRIES = 8
 LEDGER_WAIT = 300.0  # seconds a sync waits for another source's ledger phase
 SWEEP_SECONDS = 10.0  # how often a worker looks for owed syncs nobody runs
 RETRY_GRACE = 30.0  # seconds after a retry's due time before it counts as lost
-FOLLOW_UP_CLAIM = 30  # seconds the sweep leaves a follow-up to the sync that sends it
 
 app = Celery("billsync")
 app.conf.update(
@@ -112,10 +94,14 @@ def configure(settings: Settings) -> Celery:
         broker_url=settings.broker_url,
         broker_transport_options={"visibility_timeout": broker.visibility_timeout_seconds},
         task_time_limit=broker.task_time_limit_seconds,
+        billsync_beat_lock_ttl=broker.lock_ttl_seconds,
         task_soft_time_limit=max(60, broker.task_time_limit_seconds - 60),
         timezone=settings.file.billing.timezone,
         enable_utc=True,
     )
+    if settings.broker_url.startswith("redis://"):
+        # kombu's Redis transport, mended so a Redis restart does not kill the worker
+        app.conf.broker_transport = TRANSPORT
     return app
 
 
@@ -136,47 +122,57 @@ def _load_settings_in_child(**_: Any) -> None:
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _start_sweeper(**_: Any) -> None:
-    """In the worker's main process: resend the syncs that died without a message to
-    bring them back (see :func:`worker.locks.owed_syncs`)."""
-    threading.Thread(target=_sweep, name="billsync owed-sync sweeper", daemon=True).start()
+    """In the worker's main process: close the runs of dead processes and resend the syncs
+    that died without a message to bring them back (:func:`worker.coordination.sweep`)."""
+    threading.Thread(target=_sweep, name="billsync sweeper", daemon=True).start()
 
 
 def _sweep() -> None:
+    from worker.sync import interrupt_runs  # deferred: keeps `billsync enqueue` light
+
     config = settings()
     names = [source.name for source in config.file.sources]
     interval = min(SWEEP_SECONDS, max(1.0, config.file.broker.lock_ttl_seconds / 2))
     redis = redis_client()
+    engine = make_engine(config.state_url)
+    factory = session_factory(engine)
     while True:
         time.sleep(interval)
         try:
-            for source, trigger in owed_syncs(redis, names, time.time()):
+            found = coordination.sweep(redis, names, time.time())
+            for run in found.interrupted:
+                reason = (
+                    f"its process ({run.holder}) stopped without ending the run; "
+                    f"noticed by {socket.gethostname()}:{os.getpid()}"
+                )
+                log.warning("a sync of %s was interrupted: %s", run.source, reason)
+                interrupt_runs(factory, run.source, run.task_id, reason)
+            for source, trigger in found.resend:
                 log.warning(
                     "a sync of %s ended without finishing and nothing brings it back "
                     "(its process was killed, or its retry was lost with Redis): sending it again",
                     source,
                 )
                 app.send_task(SYNC_TASK, args=[source, trigger], kwargs={"follow_up": True})
-        except Exception:  # Redis restarting: the next round tries again
-            log.warning("could not look for owed syncs", exc_info=True)
+        except Exception:  # Redis or the database restarting: the next round tries again
+            log.warning("could not sweep for interrupted or owed syncs", exc_info=True)
+
+
+_redis: Redis | None = None
 
 
 def redis_client() -> Redis:
-    """Redis for locks and markers. Each command is retried with backoff for about ten
-    seconds, so a Redis restart (its append-only file keeps the keys) is ridden out."""
-    return Redis.from_url(
-        settings().broker_url,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 15),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-
-
-def _holder_task(redis: Redis, source: str) -> str | None:
-    """The task id in ``source``'s running marker (``host:pid:task``), if any."""
-    marker = redis.get(running_key(source))
-    if marker is None:
-        return None
-    text = marker.decode() if isinstance(marker, bytes) else str(marker)
-    return text.rsplit(":", 1)[-1]
+    """Redis for locks and markers, one client (pool) per process. Each command is retried
+    with backoff for about ten seconds, so a Redis restart (its append-only file keeps the
+    keys) is ridden out."""
+    global _redis
+    if _redis is None:
+        _redis = Redis.from_url(
+            settings().broker_url,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 15),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+    return _redis
 
 
 def backoff(retries: int) -> float:
@@ -184,41 +180,55 @@ def backoff(retries: int) -> float:
     return float(min(600.0, 5.0 * 2**retries) * (0.5 + random.random() / 2))  # noqa: S311
 
 
+def _first_delivery(task: Task) -> bool:
+    """Not a retry, and not a message Redis gave back after its worker died."""
+    delivery = task.request.delivery_info or {}
+    return not (task.request.retries or delivery.get("redelivered"))
+
+
 @app.task(name=SYNC_TASK, bind=True, max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]
 def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: bool = False) -> str:
     """Sync one source now, unless another sync of it runs (then: one follow-up later)."""
     config = settings()
-    names = {s.name for s in config.file.sources}
-    if source not in names:
+    if source not in {s.name for s in config.file.sources}:
         log.error("no source named %r in the configuration; dropping the request", source)
         return "unknown source"
     redis = redis_client()
-    ttl = config.file.broker.lock_ttl_seconds
-    lock = HeldLock(redis, source_lock_key(source), ttl=ttl)
+    not_after = self.request.get(NOT_AFTER)
     try:
-        acquired = lock.acquire()
-        if not acquired and _holder_task(redis, source) == self.request.id:
-            # delivered again after the worker running this very task died: its lock
-            # expires within the TTL, and this delivery is the one that finishes the work
-            log.info("sync of %s resumes after its worker died; waiting for its lock", source)
-            acquired = lock.acquire(blocking=True, wait=ttl + 2)
-        if not acquired:
-            # Coalesce: mark the source pending; the running sync sends one follow-up.
-            request_follow_up(redis, source, trigger)
-            return "coalesced"
+        start = coordination.on_start(
+            redis,
+            source,
+            self.request.id,
+            trigger,
+            ttl=config.file.broker.lock_ttl_seconds,
+            now=time.time(),
+            not_after=float(not_after) if not_after is not None else None,
+            first_delivery=_first_delivery(self),
+        )
     except RedisError as exc:  # Redis down for longer than the client rides out
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from exc
+    if isinstance(start, coordination.Expired):
+        log.info("a scheduled sync of %s was not started before the next was due: dropped", source)
+        return "expired"
+    if isinstance(start, coordination.Coalesce):
+        return "coalesced"
     retrying = False
     try:
-        return _run(self, config, redis, lock, source, trigger)
+        return _run(self, config, redis, start.lock, source, trigger)
     except CeleryRetry:  # the retry's message covers any pending request
         retrying = True
         raise
     finally:
-        follow_up_trigger = None if retrying else _settle(redis, source)
-        lock.release()
-        if follow_up_trigger is not None:
-            _send_follow_up(redis, source, follow_up_trigger)
+        end: coordination.FollowUp | coordination.Done | None = None
+        if not retrying:
+            try:
+                end = coordination.on_end(redis, source)
+            except RedisError:  # the owed mark stays: the sweep sends a sync if need be
+                log.warning("could not settle the sync of %s in Redis", source, exc_info=True)
+        start.lock.release()
+        if isinstance(end, coordination.FollowUp):
+            _send_follow_up(redis, source, end.trigger)
 
 
 def _run(
@@ -228,11 +238,34 @@ def _run(
     from worker.sync import sync  # deferred: keeps `billsync enqueue` light
 
     engine = make_engine(config.state_url)
+    marker = f"{socket.gethostname()}:{os.getpid()}:{task.request.id}"
+    ledger: list[HeldLock] = []
+
+    @contextmanager
+    def ledger_held() -> Iterator[HeldLock]:
+        tenant, ttl = config.file.kukkingu.tenant_id, config.file.broker.lock_ttl_seconds
+        with ledger_lock(redis, tenant, LEDGER_WAIT, ttl=ttl) as held:
+            ledger.append(held)
+            try:
+                yield held
+            finally:
+                ledger.remove(held)
+
+    def fence(step: str) -> None:
+        for held in (lock, *ledger):
+            held.fence(step)
+
+    def retry_wait(exc: BaseException) -> float | None:
+        """Seconds until this failure's retry, or None when it is not retried."""
+        if not isinstance(exc, RetryableError | RedisError) or task.request.retries >= MAX_RETRIES:
+            return None
+        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+        return retry_after if retry_after is not None else backoff(task.request.retries)
+
     try:
-        clear_follow_up(redis, source)  # this run covers every request made so far
-        mark_owed(redis, source, trigger)  # until it ends; a worker resumes it if it dies
-        marker = f"{socket.gethostname()}:{os.getpid()}:{task.request.id}"
-        redis.set(running_key(source), marker, ex=config.file.broker.task_time_limit_seconds)
+        coordination.begin(
+            redis, source, trigger, marker, marker_ttl=config.file.broker.task_time_limit_seconds
+        )
         with kukkingu_client(config) as client:
             result = sync(
                 config,
@@ -242,49 +275,27 @@ def _run(
                 trigger=RunTrigger(trigger),
                 task_id=task.request.id,
                 checkpoint=lock.check,
-                ledger_lock=lambda: ledger_lock(
-                    redis,
-                    config.file.kukkingu.tenant_id,
-                    LEDGER_WAIT,
-                    ttl=config.file.broker.lock_ttl_seconds,
-                ),
+                fence=fence,
+                ledger_lock=ledger_held,
+                retry_wait=retry_wait,
             )
         return f"{result.applied.lines_created} created, {result.applied.lines_updated} updated"
     except ConfigurationError:
         log.exception("sync of %s needs an operator: not retried", source)
         raise
     except (RetryableError, RedisError) as exc:
-        if task.request.retries >= MAX_RETRIES:
+        wait = retry_wait(exc)
+        if wait is None:
             raise
-        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
-        wait = retry_after if retry_after is not None else backoff(task.request.retries)
         log.warning("sync of %s will be retried in %.0f s: %s", source, wait, exc)
-        with suppress(RedisError):  # should the retry's message be lost, a worker resends it
-            mark_owed(redis, source, trigger, not_before=time.time() + wait + RETRY_GRACE)
-        raise task.retry(exc=exc, countdown=wait) from exc
+        with suppress(RedisError):
+            coordination.on_retry(redis, source, trigger, due=time.time() + wait + RETRY_GRACE)
+        # no expiry on a retry: it belongs to a sync that started
+        raise task.retry(exc=exc, countdown=wait, expires=None) from exc
     finally:
         with suppress(RedisError):
-            redis.delete(running_key(source))
+            coordination.finished(redis, source, marker)
         engine.dispose()
-
-
-def _settle(redis: Redis, source: str) -> str | None:
-    """A sync ended (done, or failed for good), its lock still held: nothing is owed any
-    more, unless a request came while it ran. Then the follow-up is owed, and this worker
-    claims sending it (the sweep keeps off for a while). Returns the follow-up's trigger."""
-    try:
-        trigger = pending_follow_up(redis, source)
-        if trigger is None:
-            clear_owed(redis, source)
-            return None
-        if trigger not in {t.value for t in RunTrigger}:
-            trigger = RunTrigger.ON_DEMAND.value
-        mark_owed(redis, source, trigger)
-        redis.set(swept_key(source), "1", ex=FOLLOW_UP_CLAIM)
-        return trigger
-    except RedisError:  # the owed mark stays as it was: the sweep sends a sync if need be
-        log.warning("could not settle the sync of %s in Redis", source, exc_info=True)
-        return None
 
 
 def _send_follow_up(redis: Redis, source: str, trigger: str) -> None:
@@ -297,7 +308,7 @@ def _send_follow_up(redis: Redis, source: str, trigger: str) -> None:
     except Exception:
         log.warning("could not send the follow-up of %s; the sweep will", source, exc_info=True)
         with suppress(RedisError):
-            redis.delete(swept_key(source))
+            coordination.follow_up_unsent(redis, source)
 
 
 def enqueue(source: str, trigger: str = "on_demand") -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from redis import Redis
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sandbox.server import ServerThread
@@ -146,7 +147,7 @@ def populate(store: Store) -> dict[str, int]:
                 status=RunStatus.SUCCEEDED,
                 started_at=NOW - timedelta(days=1),
                 finished_at=NOW - timedelta(days=1) + timedelta(seconds=9),
-                counts={"entriesSeen": 4, "linesCreated": 2, "linesUpdated": 5},
+                counts={"entriesSeen": 4, "linesCreated": 2, "linesAdopted": 1, "linesUpdated": 5},
             )
             s.add_all([ok, failed, gh_ok])
             open_draft = Draft(
@@ -480,6 +481,43 @@ def test_retry_a_failed_run_enqueues_a_succeeded_one_is_409(serve: Serve, store:
     assert client.post(f"/runs/{ids['ok']}/retry", data={"csrf_token": token}).status_code == 409
     assert client.post("/runs/999/retry", data={"csrf_token": token}).status_code == 404
     assert recorder.calls == [("acme-jira", "on_demand")]
+
+
+def test_an_interrupted_run_can_be_retried_and_a_retrying_one_shows_its_next_attempt(
+    serve: Serve, store: Store
+) -> None:
+    populate(store)
+    retry_at = datetime(2026, 12, 2, 10, 30, tzinfo=UTC)
+    with transaction(store.factory) as session:
+        source_id = session.scalars(select(Source.id).where(Source.name == "acme-jira")).one()
+        rows = {
+            status: Run(
+                source_id=source_id,
+                trigger=RunTrigger.SCHEDULE,
+                status=status,
+                finished_at=datetime(2026, 12, 2, 10, 0, tzinfo=UTC),
+                error="interrupted: its process (host:42) stopped without ending the run",
+                retry_at=retry_at if status == RunStatus.RETRYING else None,
+            )
+            for status in (RunStatus.INTERRUPTED, RunStatus.RETRYING)
+        }
+        session.add_all(rows.values())
+        session.flush()
+        ids = {status: run.id for status, run in rows.items()}
+    recorder = Recorder()
+    client = serve(store, recorder)
+    token = login(client)
+    interrupted = client.get(f"/runs/{ids[RunStatus.INTERRUPTED]}").text
+    assert "interrupted" in interrupted
+    assert f'action="/runs/{ids[RunStatus.INTERRUPTED]}/retry"' in interrupted
+    retried = client.post(f"/runs/{ids[RunStatus.INTERRUPTED]}/retry", data={"csrf_token": token})
+    assert retried.status_code == 303
+    assert recorder.calls == [("acme-jira", "on_demand")]
+    waiting = client.get(f"/runs/{ids[RunStatus.RETRYING]}").text
+    assert "Next attempt" in waiting
+    assert "/retry" not in waiting  # its retry is already due
+    refused = client.post(f"/runs/{ids[RunStatus.RETRYING]}/retry", data={"csrf_token": token})
+    assert refused.status_code == 409
 
 
 def test_a_broker_failure_is_reported_without_its_url(serve: Serve, store: Store) -> None:

@@ -31,6 +31,7 @@ def test_metrics_parse_and_carry_the_store_numbers(serve: Serve, store: Store) -
     families = {f.name: f.type for f in text_string_to_metric_families(response.text)}
     assert families == {
         "billsync_lines_created": "counter",
+        "billsync_lines_adopted": "counter",
         "billsync_lines_updated": "counter",
         "billsync_errors": "counter",
         "billsync_last_success_timestamp_seconds": "gauge",
@@ -40,6 +41,7 @@ def test_metrics_parse_and_carry_the_store_numbers(serve: Serve, store: Store) -
     }
     values = samples(response.text)
     assert values[("billsync_lines_created_total", ())] == 5
+    assert values[("billsync_lines_adopted_total", ())] == 1  # created + adopted = written
     assert values[("billsync_lines_updated_total", ())] == 6
     assert values[("billsync_errors_total", (("kind", "unmapped"),))] == 2
     assert values[("billsync_errors_total", (("kind", "bad_entry"),))] == 2  # resolved included

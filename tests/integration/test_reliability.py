@@ -73,11 +73,13 @@ from tests.support.postgres import Cluster, free_port
 from tests.support.redis import RedisServer
 from tests.support.service import (
     BILLSYNC,
+    PROCESS_DEADLINE,
     SOURCES,
     RunRow,
     Service,
     assert_exactly_once,
     assert_never_overlapping,
+    keep_logs,
     runs,
     wait_until,
 )
@@ -324,19 +326,19 @@ class Chaos:
 
     def enqueue(self, *sources: str) -> None:
         """`billsync enqueue`, without waiting for it (a process start takes a second)."""
-        for source in sources:
-            self.enqueued.append(
-                subprocess.Popen(
-                    [BILLSYNC, "-c", str(self.service.config), "enqueue", "--source", source],
-                    env=self.service.env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+        self.enqueued.append(
+            subprocess.Popen(
+                [BILLSYNC, "-c", str(self.service.config), "enqueue"]
+                + [f"--source={source}" for source in sources],
+                env=self.service.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
+        )
 
     def settle(self) -> None:
         for process in self.enqueued:
-            assert process.wait(60) == 0, "billsync enqueue failed"
+            assert process.wait(PROCESS_DEADLINE) == 0, "billsync enqueue failed"
         self.enqueued.clear()
 
     def start_worker(self) -> None:
@@ -472,7 +474,7 @@ def chaos_run(
                 assert_never_overlapping(ended(runs(factory), chaos.kills))
                 assert_exactly_once(factory, sandbox, service)
             except AssertionError as error:
-                problems.append(f"SPEC §5: {error}")
+                problems.append(f"SPEC §5: {error} (whole logs: {keep_logs(tmp)})")
             return chaos.tally, result, problems
     finally:
         redis.close()
@@ -484,8 +486,8 @@ def ended(all_runs: list[RunRow], kills: list[tuple[str, datetime]]) -> list[Run
     """The runs, a run its worker died in ending at the kill (it never records its end)."""
     done = []
     for source, trigger, status, start, end in all_runs:
-        if end is None:
-            end = min((at for s, at in kills if s == source and at > start), default=None)
+        if end is None or status == "interrupted":  # closed when noticed, not when killed
+            end = min((at for s, at in kills if s == source and at > start), default=end)
         done.append((source, trigger, status, start, end))
     return done
 

@@ -13,18 +13,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from redis import Redis
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from sandbox.common.faults import FaultSpec
-from sandbox.main import RunningSandbox, start_sandbox
-from tests.support.postgres import Cluster
+from sandbox.main import RunningSandbox
+from tests.integration.conftest import hold_writes, holder, release_writes, writing
 from tests.support.redis import RedisServer
 from tests.support.service import (
     SOURCES,
@@ -35,45 +32,8 @@ from tests.support.service import (
     wait_until,
 )
 from worker.locks import mark_owed, owed_key, pending_key, running_key
-from worker.store import upgrade
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    with start_sandbox(kukkingu_port=0, jira_port=0, github_port=0) as running:
-        yield running
-
-
-@pytest.fixture
-def state_url(postgres_cluster: Cluster) -> Iterator[str]:
-    name = postgres_cluster.create_database()
-    url = postgres_cluster.sqlalchemy_url(name)
-    upgrade(url)
-    yield url
-    postgres_cluster.drop_database(name)
-
-
-@pytest.fixture
-def redis(redis_server: RedisServer) -> Iterator[Redis]:
-    if redis_server.process is None:
-        redis_server.start()
-    redis_server.flush()
-    client = Redis.from_url(redis_server.url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def service(
-    tmp_path: Path, sandbox: RunningSandbox, state_url: str, redis: Redis, redis_server: RedisServer
-) -> Iterator[Service]:
-    running = Service(tmp_path, sandbox, state_url, redis_server.url)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def test_racing_syncs_a_killed_worker_and_a_redis_restart(
@@ -86,36 +46,31 @@ def test_racing_syncs_a_killed_worker_and_a_redis_restart(
     engine = create_engine(state_url)
     factory = sessionmaker(engine)
     try:
-        sandbox.kukkingu_app.faults.add(FaultSpec(kind="latency", ms=150))  # syncs take seconds
+        hold_writes(sandbox)
         service.worker("w1")
         service.worker("w2")
-        service.enqueue(*SOURCES, *SOURCES, "jira-demo")
-
-        # kill -9 the process running the Jira sync, in the middle of it
-        wait_until(
-            lambda: redis.get(running_key("jira-demo")) is not None, 60, service, "a running sync"
-        )
-        marker = redis.get(running_key("jira-demo"))
-        assert marker is not None
-        text = marker.decode() if isinstance(marker, bytes) else str(marker)
-        pid = int(text.split(":")[1])
-        time.sleep(1.0)
+        service.enqueue("jira-demo")
+        # kill -9 the process running the Jira sync, in the middle of its writes
+        wait_until(lambda: writing(sandbox, redis, "jira-demo"), 120, service, "a Jira write")
+        service.enqueue(*SOURCES, *SOURCES)  # racing it: coalesced, or waiting for the ledger
+        pid = holder(redis, "jira-demo")
+        assert pid is not None
         os.kill(pid, signal.SIGKILL)
         killed_at = datetime.now(UTC)
 
-        # while the redelivered sync runs, restart Redis
+        # while the redelivered sync writes, restart Redis
         wait_until(
             lambda: (
-                redis.get(running_key("github-demo")) is not None
-                or redis.get(running_key("jira-demo")) is not None
+                writing(sandbox, redis, "jira-demo", other_than=pid)
+                or writing(sandbox, redis, "github-demo")
             ),
-            60,
+            180,
             service,
-            "a sync after the kill",
+            "a sync writing after the kill",
         )
         redis_server.restart()
 
-        sandbox.kukkingu_app.faults.clear()
+        release_writes(sandbox)
         # then fresh requests, as the schedule would send: converge whatever the follow-ups
         # did (they have their own tests), and check nothing was doubled or lost
         service.enqueue(*SOURCES)
@@ -136,9 +91,9 @@ def test_racing_syncs_a_killed_worker_and_a_redis_restart(
         )
 
         all_runs = runs(factory)
-        assert any(st == "running" for _, _, st, _, _ in all_runs), (
-            "the killed run stays as it died"
-        )
+        statuses = [st for n, _, st, _, _ in all_runs if n == "jira-demo"]
+        assert "interrupted" in statuses, f"the killed run is closed as interrupted: {statuses}"
+        assert "running" not in [st for _, _, st, _, _ in all_runs]
         assert_never_overlapping(all_runs, killed_at)
         assert_exactly_once(factory, sandbox, service)
     finally:
@@ -159,19 +114,16 @@ def test_a_sync_killed_just_before_a_redis_restart_is_resumed(
     engine = create_engine(state_url)
     factory = sessionmaker(engine)
     try:
-        sandbox.kukkingu_app.faults.add(FaultSpec(kind="latency", ms=150))  # a run takes seconds
+        hold_writes(sandbox)
         service.worker("w1")
         service.enqueue("jira-demo")
-        wait_until(
-            lambda: redis.get(running_key("jira-demo")) is not None, 60, service, "a running sync"
-        )
-        marker = redis.get(running_key("jira-demo"))
-        assert isinstance(marker, bytes)
-        time.sleep(1.0)
-        os.kill(int(marker.decode().split(":")[1]), signal.SIGKILL)
+        wait_until(lambda: writing(sandbox, redis, "jira-demo"), 120, service, "a Jira write")
+        pid = holder(redis, "jira-demo")
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
         killed_at = datetime.now(UTC)
         redis_server.restart()
-        sandbox.kukkingu_app.faults.clear()
+        release_writes(sandbox)
 
         def resumed() -> bool:
             return any(
@@ -181,7 +133,7 @@ def test_a_sync_killed_just_before_a_redis_restart_is_resumed(
 
         # resumed by its own message when the worker could give it back in time, else by
         # a worker's sweep of owed syncs ("sending it again" in the log)
-        wait_until(resumed, 90, service, "the killed sync, resumed")
+        wait_until(resumed, 180, service, "the killed sync, resumed")
         wait_until(lambda: redis.get(owed_key("jira-demo")) is None, 30, service, "nothing owed")
         assert_never_overlapping(runs(factory), killed_at)
     finally:
@@ -204,7 +156,7 @@ def test_a_worker_resends_an_owed_sync_that_nobody_runs(
             service,
             "the owed sync",
         )
-        assert "sending it again" in service.logs()
+        assert "sending it again" in service.log("w1")
         wait_until(lambda: redis.get(owed_key("jira-demo")) is None, 30, service, "nothing owed")
         time.sleep(3)
         assert [r[2] for r in runs(factory)] == ["succeeded"]  # resent once
@@ -226,21 +178,25 @@ def test_a_request_coalesced_during_a_run_survives_a_redis_restart(
     engine = create_engine(state_url)
     factory = sessionmaker(engine)
     try:
-        sandbox.kukkingu_app.faults.add(FaultSpec(kind="latency", ms=150))  # a run takes seconds
+        hold_writes(sandbox)
         service.worker("w1")
         service.worker("w2")  # the one free to take the requests made during the run
         service.enqueue("jira-demo")
-        wait_until(
-            lambda: redis.get(running_key("jira-demo")) is not None, 60, service, "a running sync"
-        )
+        wait_until(lambda: writing(sandbox, redis, "jira-demo"), 120, service, "a Jira write")
         service.enqueue("jira-demo", "jira-demo")  # while it runs: one follow-up is owed
-        wait_until(
-            lambda: redis.get(pending_key("jira-demo")) is not None, 30, service, "the request"
-        )
-        time.sleep(1.0)  # let the worker settle whatever it does with the requests
+
+        def coalesced() -> bool:
+            # both requests taken and acknowledged; only the running sync's message is unacked
+            return (
+                redis.get(pending_key("jira-demo")) is not None
+                and redis.llen("billsync") == 0
+                and redis.hlen("unacked") == 1
+            )
+
+        wait_until(coalesced, 120, service, "the requests, coalesced")
         redis_server.restart()
         restarted_at = datetime.now(UTC)
-        sandbox.kukkingu_app.faults.clear()
+        release_writes(sandbox)
 
         def follow_up_done() -> bool:
             return (
@@ -251,7 +207,7 @@ def test_a_request_coalesced_during_a_run_survives_a_redis_restart(
                 and redis.get(running_key("jira-demo")) is None
             )
 
-        wait_until(follow_up_done, 120, service, "the follow-up after the restart")
+        wait_until(follow_up_done, 180, service, "the follow-up after the restart")
         time.sleep(3)
         jira_runs = [r for r in runs(factory) if r[0] == "jira-demo"]
         assert [st for _, _, st, _, _ in jira_runs] == ["succeeded", "succeeded"], jira_runs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,19 @@ BILLSYNC = str(Path(sys.executable).parent / "billsync")
 SOURCES = ("jira-demo", "github-demo")
 
 RunRow = tuple[str, str, str, datetime, datetime | None]
+PROCESS_DEADLINE = 300  # seconds a billsync command may take on a loaded machine
+LOG_TAIL = 20_000  # characters of each log in a failure message
+KEPT_LOGS = ROOT / "test-logs"
+
+
+def keep_logs(folder: Path) -> Path:
+    """Copy ``folder``'s logs to ``test-logs/<test>/`` and return where they are."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "unknown").split(" ")[0]
+    target = KEPT_LOGS / "".join(c if c.isalnum() or c in "-_." else "_" for c in test)
+    target.mkdir(parents=True, exist_ok=True)
+    for log in folder.glob("*.log"):
+        shutil.copyfile(log, target / log.name)
+    return target
 
 
 class Service:
@@ -68,25 +82,31 @@ class Service:
             cwd=self.tmp,
         )
 
-    def worker(self, name: str) -> None:
+    def worker(self, name: str, concurrency: int = 1) -> None:
         self.start(
-            name, "worker", "--concurrency", "1", "--name", f"{name}@%h", "--loglevel", "INFO"
+            name,
+            "worker",
+            f"--concurrency={concurrency}",
+            "--name",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
         )
 
     def beat(self, name: str) -> None:
         self.start(name, "beat", "--schedule-file", str(self.tmp / f"{name}-schedule"))
 
     def enqueue(self, *sources: str) -> None:
-        for source in sources:
-            result = subprocess.run(
-                [BILLSYNC, "-c", str(self.config), "enqueue", "--source", source],
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert result.returncode == 0, result.stderr
+        """`billsync enqueue`, one process for all the requests (in this order)."""
+        result = subprocess.run(
+            [BILLSYNC, "-c", str(self.config), "enqueue", *(f"--source={s}" for s in sources)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=PROCESS_DEADLINE,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
 
     def sync(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`billsync sync ARGS`, inline (no worker), as an operator would run it."""
@@ -95,7 +115,7 @@ class Service:
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=PROCESS_DEADLINE,
             check=False,
             cwd=self.tmp,
         )
@@ -105,9 +125,19 @@ class Service:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    def log(self, name: str) -> str:
+        """The whole log of process ``name`` so far."""
+        for file in self.log_files:
+            file.flush()
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
     def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.tmp.glob("*.log")
+        """For a failure message: every log's last lines, and where the whole logs are kept
+        (copied to ``test-logs/`` in the project, which outlives pytest's tmp folders)."""
+        kept = keep_logs(self.tmp)
+        return f"(whole logs: {kept})\n" + "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-LOG_TAIL:]}"
+            for p in sorted(self.tmp.glob("*.log"))
         )
 
     def stop(self) -> None:
@@ -143,10 +173,18 @@ def runs(factory: sessionmaker[Session]) -> list[RunRow]:
         return [(n, t.value, s.value, a, b) for n, t, s, a, b in rows]
 
 
+def _end(status: str, start: datetime, end: datetime | None, killed: datetime | None) -> datetime:
+    """When a run stopped: an interrupted one (closed when noticed) or one never closed
+    stopped at the kill, if there was one after it started."""
+    if killed is not None and killed > start and (end is None or status == "interrupted"):
+        return killed
+    return end or datetime.now(UTC)
+
+
 def assert_never_overlapping(all_runs: list[RunRow], killed_at: datetime | None = None) -> None:
     for source in SOURCES:
         spans = sorted(
-            (a, b or killed_at or datetime.now(UTC)) for n, _, _, a, b in all_runs if n == source
+            (a, _end(status, a, b, killed_at)) for n, _, status, a, b in all_runs if n == source
         )
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, f"{source}: a run started at {start} before another ended at {end}"

@@ -361,8 +361,11 @@ def create_app(
             row = queries.run(session, run_id)
         if row is None:
             raise HTTPException(404, f"no run {run_id}")
-        if row.status != "failed":
-            raise HTTPException(409, f"run {run_id} did not fail ({row.status}): nothing to retry")
+        if row.status not in ("failed", "interrupted"):
+            raise HTTPException(
+                409,
+                f"run {run_id} neither failed nor was interrupted ({row.status}): nothing to retry",
+            )
         if row.source is None or row.source not in source_names:
             raise HTTPException(409, f"run {run_id}'s source is not configured any more")
         return queue(request, row.source, f"a retry of run {run_id} ({row.source})")

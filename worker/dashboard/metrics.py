@@ -35,13 +35,18 @@ class StoreCollector(Collector):
         created = CounterMetricFamily(
             "billsync_lines_created", "Billable lines created on Kukkingu, over all runs"
         )
+        adopted = CounterMetricFamily(
+            "billsync_lines_adopted",
+            "Billable lines found on Kukkingu after a lost answer and adopted, over all runs "
+            "(created + adopted = lines written)",
+        )
         updated = CounterMetricFamily(
             "billsync_lines_updated", "Billable lines updated on Kukkingu, over all runs"
         )
         runs = CounterMetricFamily(
             "billsync_runs", "Sync runs by source and status", labels=["source", "status"]
         )
-        totals = {"linesCreated": 0, "linesUpdated": 0}
+        totals = {"linesCreated": 0, "linesAdopted": 0, "linesUpdated": 0}
         by_status: dict[tuple[str, str], int] = {}
         for source_id, status, counts in session.execute(
             select(Run.source_id, Run.status, Run.counts)
@@ -51,6 +56,7 @@ class StoreCollector(Collector):
             label = (names.get(source_id, "") if source_id is not None else "", str(status))
             by_status[label] = by_status.get(label, 0) + 1
         created.add_metric([], totals["linesCreated"])
+        adopted.add_metric([], totals["linesAdopted"])
         updated.add_metric([], totals["linesUpdated"])
         for (source, status), count in sorted(by_status.items()):
             runs.add_metric([source, status], count)
@@ -101,7 +107,7 @@ class StoreCollector(Collector):
             .order_by(Draft.invoice_number)
         ):
             draft_lines.add_metric([number], int(count))
-        return [created, updated, errors, success, lag, runs, draft_lines]
+        return [created, adopted, updated, errors, success, lag, runs, draft_lines]
 
 
 def render(factory: sessionmaker[Session], now: datetime) -> bytes:

@@ -69,6 +69,7 @@ class RunRow:
     requests: dict[str, Any]
     error: str | None
     task_id: str | None
+    retry_at: datetime | None = None  # a ``retrying`` run's next attempt
 
     @property
     def lines_created(self) -> int:
@@ -115,6 +116,7 @@ def _run_row(run: Run, source_names: dict[int, str]) -> RunRow:
         requests=dict(run.requests or {}),
         error=run.error,
         task_id=run.task_id,
+        retry_at=run.retry_at,
     )
 
 

@@ -146,6 +146,8 @@ class RunStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    RETRYING = "retrying"  # failed, and its retry is due at ``retry_at``
+    INTERRUPTED = "interrupted"  # its process died mid-run (the workers' sweep noticed)
 
 
 class ErrorKind(enum.StrEnum):
@@ -392,6 +394,7 @@ class Run(Base):
     requests: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     task_id: Mapped[str | None] = mapped_column(String(255))
+    retry_at: Mapped[datetime | None]  # when a ``retrying`` run's next attempt is due
 
     source: Mapped[Source | None] = relationship()
 
