@@ -92,7 +92,7 @@ SCHEDULES = int(os.environ.get("BILLSYNC_RELIABILITY_SCHEDULES", "2"))
 FIRST_SEED = int(os.environ.get("BILLSYNC_RELIABILITY_SEED", "0"))
 ANCHOR = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # the sandboxes' frozen "now"
 ROUNDS = 3
-CONVERGE_TIMEOUT = 180.0
+CONVERGE_TIMEOUT = 600.0  # generous: a loaded machine is slow, and this only bounds a hang
 KINDS: tuple[FaultKind, ...] = ("error500", "rate_limit", "latency", "drop_after_commit")
 GITHUB_SPEND = ("/spend 1h", "/spend 45m", "/spend 2h30m", "/spend 15m", "/spend 3h")
 
@@ -521,7 +521,7 @@ def converge(
     wait_until(quiet, 120, service, "no sync running or pending")
 
 
-@pytest.mark.timeout(60 + 120 * SCHEDULES)
+@pytest.mark.timeout(300 + 300 * SCHEDULES)  # a hang guard, generous for a loaded machine
 def test_randomized_process_faults_lose_and_double_nothing(
     postgres_cluster: Cluster,
     redis_server: RedisServer,
