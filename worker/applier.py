@@ -44,7 +44,7 @@ from connectors.kukkingu import (
 )
 from worker.core.model import MAX_LINES_PER_DRAFT, LineContent
 from worker.errors import FatalError
-from worker.ledger import content_of
+from worker.ledger import confirm, content_of, restore_confirmed, unbill
 from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Draft,
@@ -176,6 +176,58 @@ class Applier:
                     self._close(session, intent_id, IntentStatus.ABANDONED)
             self.checkpoint("recover.intent")
 
+    def settle_closed(self) -> tuple[int, int]:
+        """Lines on invoices that closed (FINALIZED, VOID) hold only what Kukkingu confirmed.
+
+        A write the closing refused (409) must not count as billed: a line Kukkingu never
+        stored is removed (its entries are planned again, onto an open draft), and a line
+        whose update was refused goes back to what Kukkingu holds and the entries it
+        counted then, so the difference is billed as late work. Run after :meth:`recover`
+        (a create whose answer was lost is adopted first). Returns (removed, restored)."""
+        with self.factory() as session:
+            rows = session.execute(
+                select(Line, Draft.kukkingu_id)
+                .join(Draft, Draft.id == Line.draft_id)
+                .where(Draft.status != DraftStatus.DRAFT)
+            ).all()
+            unsent = [line.id for line, _ in rows if line.kukkingu_id is None]
+            changed: dict[str, list[int]] = {}
+            for line, invoice_id in rows:
+                if line.kukkingu_id is not None and line.payload_hash != content_of(line).digest():
+                    changed.setdefault(str(invoice_id), []).append(line.id)
+        if not unsent and not changed:
+            return 0, 0
+        held = {
+            b.id: billable_content(b)
+            for invoice_id in changed
+            for b in self.client.list_billables(invoice_id)
+        }
+        restored = 0
+        with transaction(self.factory) as session:
+            unbill(session, unsent)
+            for line_ids in changed.values():
+                for line_id in line_ids:
+                    line = session.get_one(Line, line_id)
+                    actual = held.get(str(line.kukkingu_id))
+                    if actual is None:
+                        continue  # not on its invoice any more: nothing to go back to
+                    if actual.digest() == content_of(line).digest():
+                        line.payload_hash = actual.digest()  # the write did land
+                        confirm(session, [line.id])
+                    elif not restore_confirmed(session, line, actual):
+                        log.warning(
+                            "line %s (%s) was confirmed before billsync kept its entries: "
+                            "what its refused update added is not billed late",
+                            line.id,
+                            line.reference_id,
+                        )
+                    else:
+                        restored += 1
+        for count, what in ((len(unsent), "removed"), (restored, "restored")):
+            if count:
+                log.info("%d line(s) %s: their invoice closed before the write landed", count, what)
+        return len(unsent), restored
+
     def _adopt_invoice(self, intent_id: int, payload: dict[str, object]) -> bool:
         """Adopt the invoice an intent may have created; True when it was found."""
         number, contract_id = str(payload["invoiceNumber"]), str(payload["contractId"])
@@ -226,11 +278,10 @@ class Applier:
                     continue
                 line.kukkingu_id = billable.id
                 line.payload_hash = billable_content(billable).digest()
-                line.state = (
-                    LineState.SYNCED
-                    if line.payload_hash == content_of(line).digest()
-                    else LineState.PENDING
-                )
+                line.state = LineState.PENDING
+                if line.payload_hash == content_of(line).digest():
+                    line.state = LineState.SYNCED
+                    confirm(session, [line.id])
                 self.counts.lines_adopted += 1
             for intent_id in intent_ids:
                 self._close(session, intent_id, IntentStatus.DONE)
@@ -379,6 +430,7 @@ class Applier:
                         for line_id, c in batch
                     ],
                 )
+                confirm(session, [line_id for line_id, _ in batch])
                 self._close(session, intent_id, IntentStatus.DONE)
             self.counts.lines_created += len(batch)
             self._created += len(batch)
@@ -411,6 +463,7 @@ class Applier:
                 line = session.get_one(Line, line_id)
                 line.payload_hash = content.digest()
                 line.state = LineState.ZEROED if content.quantity == 0 else LineState.SYNCED
+                confirm(session, [line_id])
                 self._close(session, intent_id, IntentStatus.DONE)
             self.counts.lines_updated += 1
             self.progress("update", done, len(todo))

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker.core.model import (
@@ -180,6 +180,54 @@ def _entry_ids(session: Session, keys: set[str]) -> dict[str, int]:
     for chunk in _chunks(sorted(keys)):
         ids.update(session.execute(select(Entry.key, Entry.id).where(Entry.key.in_(chunk))).all())
     return ids
+
+
+def counted_entries(session: Session, line_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Which entries (key -> seconds) each line counts now."""
+    counted: dict[int, dict[str, int]] = defaultdict(dict)
+    for chunk in _chunks(sorted(set(line_ids))):
+        rows = session.execute(
+            select(LineEntry.line_id, Entry.key, LineEntry.seconds)
+            .join(Entry, Entry.id == LineEntry.entry_id)
+            .where(LineEntry.line_id.in_(chunk))
+        )
+        for line_id, key, seconds in rows:
+            counted[line_id][key] = seconds
+    return counted
+
+
+def confirm(session: Session, line_ids: list[int]) -> None:
+    """Kukkingu confirmed a write of these lines: what they count now is what is billed."""
+    if not line_ids:
+        return
+    counted = counted_entries(session, line_ids)
+    session.execute(
+        update(Line),
+        [{"id": line_id, "confirmed_entries": counted.get(line_id, {})} for line_id in line_ids],
+    )
+
+
+def restore_confirmed(session: Session, line: Line, held: LineContent) -> bool:
+    """A write of ``line`` was refused (its invoice closed): the line holds ``held``, what
+    Kukkingu has, and counts the entries it counted when that was confirmed. False when
+    those entries are unknown (a line confirmed before billsync kept them)."""
+    _set_content(line, held)
+    line.payload_hash = held.digest()
+    if line.confirmed_entries is None:
+        return False
+    entries = {str(k): int(v) for k, v in line.confirmed_entries.items()}
+    session.execute(delete(LineEntry).where(LineEntry.line_id == line.id))
+    _replace_entries(session, [(line.id, entries)], _entry_ids(session, set(entries)))
+    return True
+
+
+def unbill(session: Session, line_ids: list[int]) -> None:
+    """Remove lines Kukkingu never stored (their invoice closed first): their entries are
+    planned again, onto an open draft."""
+    for chunk in _chunks(sorted(line_ids)):
+        session.execute(delete(Drift).where(Drift.line_id.in_(chunk)))
+        session.execute(delete(LineEntry).where(LineEntry.line_id.in_(chunk)))
+        session.execute(delete(Line).where(Line.id.in_(chunk)))
 
 
 def record_plan(session: Session, source: Source, plan: Plan) -> None:

@@ -302,6 +302,8 @@ def _rounds(
         # Reconcile lost answers before planning: a line stored by a create whose answer
         # was lost must count as billed, even if its invoice was finalized since.
         applier.recover()
+        # a write the closing of an invoice refused is not billed: back to what Kukkingu holds
+        applier.settle_closed()
         with transaction(factory) as session:
             source = session.get_one(Source, source_id)
             planned, view = _plan(session, settings, source, now())

@@ -349,6 +349,10 @@ class Line(Base):
     # moved issue keeps its line; the reference follows the issue's current key.
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     group_key: Mapped[str] = mapped_column(String(1024))
+    # The entries (key -> seconds) the line counted when Kukkingu last confirmed a write of
+    # it; a write refused because the invoice closed leaves the line at these (and its
+    # content at what Kukkingu holds), so the difference is billed as late work.
+    confirmed_entries: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     draft: Mapped[Draft] = relationship(back_populates="lines")
     source: Mapped[Source] = relationship()
