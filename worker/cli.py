@@ -205,7 +205,7 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
                         click.echo("\n".join(plan_lines(result)))
                         continue
                     with (
-                        _inline_locks(settings, redis, name) as (checkpoint, ledger),
+                        _inline_locks(settings, redis, name) as (checkpoint, ledger, fence),
                         terminal_progress(name) as progress,
                     ):
                         result = sync(
@@ -216,6 +216,7 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
                             progress=progress,
                             checkpoint=checkpoint,
                             ledger_lock=ledger,
+                            fence=fence,
                         )
                     click.echo(summary(result))
                 except BillsyncError as exc:
@@ -243,21 +244,31 @@ def _reachable_redis(settings: Settings) -> Any:
         redis.ping()
     except RedisError:
         redis.close()
-        click.echo(
-            "note: no Redis at the broker URL: syncing without the locks workers use", err=True
-        )
+        click.echo("note: no Redis at the broker URL: the state store provides the locks", err=True)
         return None
     return redis
 
 
 @contextlib.contextmanager
 def _inline_locks(settings: Settings, redis: Any, name: str) -> Any:
-    """With Redis: the same locks a worker takes (refused if a worker syncs this source)."""
+    """The locks a worker takes: in Redis when it answers, else from the state store (no
+    write happens without a lock). Refused while another process syncs this source; the
+    ledger lock is waited for. Yields (checkpoint, ledger lock, fence)."""
     from worker.errors import ConfigurationError
-    from worker.locks import HeldLock, ledger_lock, source_lock_key
+    from worker.locks import LEDGER_WAIT, HeldLock, ledger_lock, source_lock_key
+    from worker.store.locks import StoreLockBusy, store_lock
 
+    tenant = settings.file.kukkingu.tenant_id
     if redis is None:
-        yield (lambda step: None), contextlib.nullcontext
+        try:
+            with store_lock(settings.state_url, f"source:{name}"):
+                yield (
+                    (lambda step: None),
+                    (lambda: store_lock(settings.state_url, f"ledger:{tenant}", wait=LEDGER_WAIT)),
+                    (lambda step: None),  # the store's locks cannot be lost while held
+                )
+        except StoreLockBusy as exc:
+            raise ConfigurationError(f"a sync of {name} is running elsewhere: {exc}") from exc
         return
     lock = HeldLock(redis, source_lock_key(name), ttl=settings.file.broker.lock_ttl_seconds)
     if not lock.acquire():
@@ -265,10 +276,25 @@ def _inline_locks(settings: Settings, redis: Any, name: str) -> Any:
             f"a sync of {name} is running (in a worker); `billsync enqueue --source {name}` "
             "queues one after it"
         )
-    tenant = settings.file.kukkingu.tenant_id
+    ledger: list[HeldLock] = []
+
+    @contextlib.contextmanager
+    def ledger_held() -> Any:
+        with ledger_lock(
+            redis, tenant, LEDGER_WAIT, ttl=settings.file.broker.lock_ttl_seconds
+        ) as held:
+            ledger.append(held)
+            try:
+                yield held
+            finally:
+                ledger.remove(held)
+
+    def fence(step: str) -> None:
+        for held in (lock, *ledger):
+            held.fence(step)
+
     try:
-        ttl = settings.file.broker.lock_ttl_seconds
-        yield lock.check, (lambda: ledger_lock(redis, tenant, ttl=ttl))
+        yield lock.check, ledger_held, fence
     finally:
         lock.release()
 
@@ -544,7 +570,17 @@ def _demo_dashboard(settings: Settings) -> None:
         def run() -> None:
             with lock, kukkingu_client(settings) as client:
                 try:
-                    sync(settings, factory, client, open_source(settings, settings.source(source)))
+                    # the state store's locks, as `billsync sync` takes them without Redis
+                    with _inline_locks(settings, None, source) as (checkpoint, ledger, fence):
+                        sync(
+                            settings,
+                            factory,
+                            client,
+                            open_source(settings, settings.source(source)),
+                            checkpoint=checkpoint,
+                            ledger_lock=ledger,
+                            fence=fence,
+                        )
                 except Exception:
                     logging.getLogger("billsync.demo").exception("demo sync of %s", source)
 

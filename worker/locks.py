@@ -32,6 +32,7 @@ log = logging.getLogger("billsync.locks")
 PREFIX = "billsync"
 SOURCE_TTL = 60.0  # seconds; extended every 20 s while the sync runs
 PENDING_TTL = 600  # seconds a coalesced request waits for its retry before it may be redone
+LEDGER_WAIT = 300.0  # seconds a sync waits for another source's ledger phase
 OWED_TTL = 86_400  # an owed sync nobody resumed within a day is left to the schedule
 
 

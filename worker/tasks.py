@@ -49,14 +49,13 @@ from worker.clients import kukkingu_client
 from worker.config import Settings, load_config
 from worker.coordination import NOT_AFTER, SYNC_TASK
 from worker.errors import ConfigurationError, RetryableError
-from worker.locks import HeldLock, ledger_lock
+from worker.locks import LEDGER_WAIT, HeldLock, ledger_lock
 from worker.sources import open_source
 from worker.store import RunTrigger, make_engine, session_factory
 
 log = logging.getLogger("billsync.tasks")
 
 MAX_RETRIES = 8
-LEDGER_WAIT = 300.0  # seconds a sync waits for another source's ledger phase
 SWEEP_SECONDS = 10.0  # how often a worker looks for owed syncs nobody runs
 RETRY_GRACE = 30.0  # seconds after a retry's due time before it counts as lost
 
