@@ -23,6 +23,7 @@ there (the in-flight transaction is rolled back, as a real crash would lose it).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -39,6 +40,7 @@ from connectors.kukkingu import (
     KukkinguClient,
     KukkinguConflict,
     KukkinguOutcomeUnknown,
+    KukkinguRejected,
     NewBillable,
     NewInvoice,
 )
@@ -49,6 +51,8 @@ from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Draft,
     DraftStatus,
+    Error,
+    ErrorKind,
     Intent,
     IntentKind,
     IntentStatus,
@@ -63,6 +67,14 @@ log = logging.getLogger("billsync.applier")
 Checkpoint = Callable[[str], None]
 
 
+def _named_item(message: str, size: int) -> int | None:
+    """The index of the item a validation message names (``billables[3].amountMinor: ...``)."""
+    found = re.search(r"billables\[(\d+)\]", message)
+    if found is None or int(found.group(1)) >= size:
+        return None
+    return int(found.group(1))
+
+
 class DraftClosed(Exception):
     """Kukkingu refused a write because the invoice is no longer a DRAFT: re-plan."""
 
@@ -74,6 +86,7 @@ class ApplyCounts:
     lines_adopted: int = 0
     lines_updated: int = 0
     drafts_updated: int = 0
+    lines_rejected: int = 0  # refused by Kukkingu (400/422): isolated, not sent again
 
 
 def billable_content(billable: Billable) -> LineContent:
@@ -302,9 +315,9 @@ class Applier:
         return {
             draft_id: int(total)
             for draft_id, total in session.execute(
-                select(Line.draft_id, func.coalesce(func.sum(Line.amount_minor), 0)).group_by(
-                    Line.draft_id
-                )
+                select(Line.draft_id, func.coalesce(func.sum(Line.amount_minor), 0))
+                .where(Line.rejected.is_(None))  # a refused line is not on the invoice
+                .group_by(Line.draft_id)
             )
         }
 
@@ -384,58 +397,115 @@ class Applier:
             invoice_id = session.get_one(Draft, draft_id).kukkingu_id
             lines = session.scalars(
                 select(Line)
-                .where(Line.draft_id == draft_id, Line.kukkingu_id.is_(None))
+                .where(
+                    Line.draft_id == draft_id,
+                    Line.kukkingu_id.is_(None),
+                    Line.rejected.is_(None),
+                )
                 .order_by(Line.position)
             ).all()
             todo = [(line.id, content_of(line)) for line in lines]
         assert invoice_id is not None
         for start in range(0, len(todo), MAX_LINES_PER_DRAFT):
             batch = todo[start : start + MAX_LINES_PER_DRAFT]
-            payload: dict[str, object] = {
-                "lines": [[line_id, c.reference_type, c.reference_id] for line_id, c in batch]
-            }
-            intent_id = self._intend(IntentKind.CREATE_BILLABLES, draft_id, payload)
-            try:
-                created = self.client.create_billables(
-                    invoice_id, [NewBillable(**_billable_fields(c)) for _, c in batch]
-                )
-            except KukkinguOutcomeUnknown:
-                self.checkpoint("lines.lost")
-                self._adopt_billables(draft_id)
+            if not self._create_batch(draft_id, invoice_id, batch):
                 if tries <= 1:
-                    raise
+                    raise KukkinguOutcomeUnknown(
+                        f"the billables create on {invoice_id} kept losing its answer"
+                    )
                 self._create_lines_on(draft_id, tries - 1)  # what was not stored, now
                 return
-            except KukkinguConflict as exc:
-                raise DraftClosed(str(exc)) from exc
-            self.checkpoint("lines.created")
-            by_ref = {(b.reference_type or "", b.reference_id or ""): b for b in created}
-            missing = [
-                c.reference_id for _, c in batch if (c.reference_type, c.reference_id) not in by_ref
-            ]
-            if missing:
-                raise FatalError(
-                    f"Kukkingu created billables on {invoice_id} but did not return {missing[:5]}"
+
+    def _create_batch(
+        self, draft_id: int, invoice_id: str, batch: list[tuple[int, LineContent]]
+    ) -> bool:
+        """Create ``batch``'s billables; False when an answer was lost (adopted meanwhile;
+        the caller sends what was not stored). A batch Kukkingu refuses (400/422) is split
+        until the refused lines stand alone: they are marked rejected, the rest is billed."""
+        payload: dict[str, object] = {
+            "lines": [[line_id, c.reference_type, c.reference_id] for line_id, c in batch]
+        }
+        intent_id = self._intend(IntentKind.CREATE_BILLABLES, draft_id, payload)
+        try:
+            created = self.client.create_billables(
+                invoice_id, [NewBillable(**_billable_fields(c)) for _, c in batch]
+            )
+        except KukkinguOutcomeUnknown:
+            self.checkpoint("lines.lost")
+            self._adopt_billables(draft_id)
+            return False
+        except KukkinguConflict as exc:
+            raise DraftClosed(str(exc)) from exc
+        except KukkinguRejected as exc:
+            with transaction(self.factory) as session:  # refused before storing: nothing landed
+                self._close(session, intent_id, IntentStatus.ABANDONED, str(exc))
+            return self._isolate(draft_id, invoice_id, batch, str(exc))
+        self.checkpoint("lines.created")
+        by_ref = {(b.reference_type or "", b.reference_id or ""): b for b in created}
+        missing = [
+            c.reference_id for _, c in batch if (c.reference_type, c.reference_id) not in by_ref
+        ]
+        if missing:
+            raise FatalError(
+                f"Kukkingu created billables on {invoice_id} but did not return {missing[:5]}"
+            )
+        with transaction(self.factory) as session:
+            session.execute(  # one executemany by primary key, not a load per line
+                update(Line),
+                [
+                    {
+                        "id": line_id,
+                        "kukkingu_id": by_ref[(c.reference_type, c.reference_id)].id,
+                        "payload_hash": c.digest(),
+                        "state": LineState.ZEROED if c.quantity == 0 else LineState.SYNCED,
+                    }
+                    for line_id, c in batch
+                ],
+            )
+            confirm(session, [line_id for line_id, _ in batch])
+            self._close(session, intent_id, IntentStatus.DONE)
+        self.counts.lines_created += len(batch)
+        self._created += len(batch)
+        self.progress("create", self._created, max(self._to_create, self._created))
+        self.checkpoint("lines.recorded")
+        return True
+
+    def _isolate(
+        self, draft_id: int, invoice_id: str, batch: list[tuple[int, LineContent]], reason: str
+    ) -> bool:
+        """Find the lines Kukkingu refuses: the one its message names (``billables[3]...``),
+        else by halves. Returns False if an answer was lost on the way."""
+        if len(batch) == 1:
+            self._reject(*batch[0], reason)
+            return True
+        named = _named_item(reason, len(batch))
+        if named is not None:
+            self._reject(*batch[named], reason)
+            rest = batch[:named] + batch[named + 1 :]
+            return self._create_batch(draft_id, invoice_id, rest)
+        half = len(batch) // 2
+        return self._create_batch(draft_id, invoice_id, batch[:half]) and self._create_batch(
+            draft_id, invoice_id, batch[half:]
+        )
+
+    def _reject(self, line_id: int, content: LineContent, reason: str) -> None:
+        """Kukkingu refused this line's content: record it, with Kukkingu's message, as a
+        problem for the operator. It is sent again only when its content changes."""
+        log.warning("Kukkingu refused line %s (%s): %s", line_id, content.reference_id, reason)
+        with transaction(self.factory) as session:
+            line = session.get_one(Line, line_id)
+            line.rejected, line.rejected_digest = reason, content.digest()
+            session.add(
+                Error(
+                    run_id=self.run_id,
+                    source_id=line.source_id,
+                    kind=ErrorKind.API,
+                    subject=f"line {content.reference_id}"[:255],
+                    reason=f"Kukkingu refused the billable: {reason}",
+                    detail={"lineId": line_id, "draftId": line.draft_id},
                 )
-            with transaction(self.factory) as session:
-                session.execute(  # one executemany by primary key, not a load per line
-                    update(Line),
-                    [
-                        {
-                            "id": line_id,
-                            "kukkingu_id": by_ref[(c.reference_type, c.reference_id)].id,
-                            "payload_hash": c.digest(),
-                            "state": LineState.ZEROED if c.quantity == 0 else LineState.SYNCED,
-                        }
-                        for line_id, c in batch
-                    ],
-                )
-                confirm(session, [line_id for line_id, _ in batch])
-                self._close(session, intent_id, IntentStatus.DONE)
-            self.counts.lines_created += len(batch)
-            self._created += len(batch)
-            self.progress("create", self._created, max(self._to_create, self._created))
-            self.checkpoint("lines.recorded")
+            )
+        self.counts.lines_rejected += 1
 
     def _update_lines(self) -> None:
         with self.factory() as session:
@@ -450,6 +520,7 @@ class Applier:
                 (line.id, line.draft_id, line.kukkingu_id, content)
                 for line, content in contents
                 if line.payload_hash != content.digest()
+                and line.rejected_digest != content.digest()
             ]
         for done, (line_id, draft_id, billable_id, content) in enumerate(todo, 1):
             intent_id = self._intend(IntentKind.UPDATE_BILLABLE, draft_id, {"lineId": line_id})
@@ -458,6 +529,11 @@ class Applier:
                 self.client.replace_billable(str(billable_id), body)
             except KukkinguConflict as exc:
                 raise DraftClosed(str(exc)) from exc
+            except KukkinguRejected as exc:  # refused before storing: the billable is as it was
+                with transaction(self.factory) as session:
+                    self._close(session, intent_id, IntentStatus.ABANDONED, str(exc))
+                self._reject(line_id, content, str(exc))
+                continue
             self.checkpoint("line.updated")
             with transaction(self.factory) as session:
                 line = session.get_one(Line, line_id)

@@ -43,6 +43,7 @@ from worker.store import (
     LineState,
     Source,
     SourceIssue,
+    utcnow,
 )
 
 
@@ -273,11 +274,23 @@ def record_plan(session: Session, source: Source, plan: Plan) -> None:
     updates = {update.line_id: update for update in plan.updates}
     for chunk in _chunks(sorted(updates)):
         for line in session.scalars(select(Line).where(Line.id.in_(chunk))):
-            update = updates[line.id]
-            _set_content(line, update.content)
-            if line.payload_hash != update.content.digest():
+            planned = updates[line.id]
+            _set_content(line, planned.content)
+            if line.payload_hash != planned.content.digest():
                 line.state = LineState.PENDING
-            counted.append((line.id, dict(update.entries)))
+            if line.rejected_digest not in (None, planned.content.digest()):
+                line.rejected = line.rejected_digest = None  # changed: Kukkingu may take it now
+                session.execute(
+                    update(Error)
+                    .where(
+                        Error.kind == ErrorKind.API,
+                        Error.source_id == source.id,
+                        Error.subject == f"line {line.reference_id}"[:255],
+                        Error.resolved_at.is_(None),
+                    )
+                    .values(resolved_at=utcnow())
+                )
+            counted.append((line.id, dict(planned.entries)))
     session.flush()
     _replace_entries(session, counted, ids)
 

@@ -67,6 +67,8 @@ def summary(result: SyncResult) -> str:
     ]
     if a.lines_adopted:
         parts.append(f"{a.lines_adopted} adopted after a lost answer")
+    if a.lines_rejected:
+        parts.append(f"{a.lines_rejected} refused by Kukkingu (see the dashboard's problems)")
     parts.append(f"{a.drafts_created} drafts opened")
     parts.append(f"{requests} Kukkingu requests")
     plan = result.plan

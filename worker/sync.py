@@ -356,6 +356,7 @@ def _finish(
                 "linesCreated": result.applied.lines_created,
                 "linesAdopted": result.applied.lines_adopted,
                 "linesUpdated": result.applied.lines_updated,
+                "linesRejected": result.applied.lines_rejected,
                 "draftsCreated": result.applied.drafts_created,
                 "draftsUpdated": result.applied.drafts_updated,
                 "problems": len(plan.problems),

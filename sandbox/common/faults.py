@@ -27,6 +27,12 @@ Fault kinds:
     whose client goes away (killed) is dropped, never processed: the server had not started
     on it. ``held`` in the fault's listing says how many requests wait on it now, so a test
     can wait for "a sync is in the middle of its writes" as an event, not a guess in time.
+``refuse`` (Kukkingu)
+    a write whose JSON body carries ``reference_id`` (a billable's ``referenceId``, in a
+    batch or alone) is refused with ``status`` (default 422) before it is processed:
+    ``{"error": "UnprocessableEntity", "message": "billables[3].description: ..."}``. With
+    ``name_item: false`` the message does not say which item (the client must bisect).
+    Until cleared, unless a ``count`` is given.
 ``respond``
     answer ``status`` (default 200) with ``body`` (default empty) as ``content_type``
     (default ``text/html; charset=utf-8``) *before* the request reaches the API: nothing is
@@ -56,14 +62,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FaultKind = Literal[
-    "error500", "rate_limit", "drop_after_commit", "latency", "hold", "respond", "mangle"
+    "error500", "rate_limit", "drop_after_commit", "latency", "hold", "refuse", "respond", "mangle"
 ]
-UNCONSUMED = ("latency", "hold")  # kinds that apply until cleared unless a count is given
+UNCONSUMED = ("latency", "hold", "refuse")  # kinds that apply until cleared unless counted
 
 
 class FaultMatch(BaseModel):
@@ -98,6 +104,9 @@ class FaultSpec(BaseModel):
     replace: dict[str, Any] | None = None
     substitute: dict[str, str] | None = None  # text in the body -> hex of its replacement
     truncate: int | None = Field(default=None, ge=0)
+    # refuse
+    reference_id: str | None = None
+    name_item: bool | None = None
     match: FaultMatch = FaultMatch()
 
     @model_validator(mode="after")
@@ -106,9 +115,17 @@ class FaultSpec(BaseModel):
             raise ValueError("ms is required for latency faults and only allowed there")
         if self.retry_after is not None and self.kind != "rate_limit":
             raise ValueError("retry_after is only allowed for rate_limit faults")
-        responding = (self.status, self.body, self.content_type)
+        if (self.reference_id is not None) != (self.kind == "refuse"):
+            raise ValueError("reference_id is required for refuse faults and only allowed there")
+        if self.name_item is not None and self.kind != "refuse":
+            raise ValueError("name_item is only allowed for refuse faults")
+        if self.kind == "refuse" and self.status is not None and self.status not in (400, 422):
+            raise ValueError("a refuse fault answers 400 or 422")
+        responding = (self.body, self.content_type)
         if self.kind != "respond" and any(x is not None for x in responding):
-            raise ValueError("status, body and content_type are only allowed for respond faults")
+            raise ValueError("body and content_type are only allowed for respond faults")
+        if self.status is not None and self.kind not in ("respond", "refuse"):
+            raise ValueError("status is only allowed for respond and refuse faults")
         mangling = (self.drop, self.replace, self.substitute, self.truncate)
         if self.kind != "mangle" and any(x is not None for x in mangling):
             raise ValueError(
@@ -185,6 +202,25 @@ class FaultPlan:
         with self._lock:
             return [fault.to_json() for fault in self._faults]
 
+    def refusing(self, method: str, route: str) -> list[FaultSpec]:
+        """The refuse faults a write with a body may meet (they look at the body)."""
+        with self._lock:
+            return [
+                fault.spec
+                for fault in self._faults
+                if fault.spec.kind == "refuse"
+                and fault.remaining != 0
+                and method.upper() in ("POST", "PUT", "PATCH")
+                and fault.spec.match.hits(method, route)
+            ]
+
+    def refused(self, spec: FaultSpec) -> None:
+        """A refuse fault refused a request: count it down."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.spec is spec and fault.remaining is not None:
+                    fault.remaining = max(0, fault.remaining - 1)
+
     def take(self, method: str, route: str) -> tuple[FaultSpec | None, float, Fault | None]:
         """Consume the faults this request meets: (the answering fault, seconds of delay,
         the hold fault that holds it)."""
@@ -193,7 +229,7 @@ class FaultPlan:
             answer: FaultSpec | None = None
             holding: Fault | None = None
             for fault in list(self._faults):
-                if not fault.spec.match.hits(method, route):
+                if not fault.spec.match.hits(method, route) or fault.spec.kind == "refuse":
                     continue
                 if fault.spec.kind == "latency":
                     delay += (fault.spec.ms or 0) / 1000
@@ -335,6 +371,13 @@ class FaultInjector:
             if replayed is None:
                 return  # the client went away while held: the request is never processed
             receive = replayed
+        refusing = self.plan.refusing(method, route)
+        if refusing:
+            replayed, refusal = await self._refuse(refusing, receive)
+            if refusal is not None:
+                await refusal(scope, replayed, send)
+                return
+            receive = replayed
         if fault is None:
             await self.app(scope, receive, send)
         elif fault.kind in ("error500", "rate_limit"):
@@ -378,6 +421,54 @@ class FaultInjector:
             return await receive()
 
         return replay
+
+    async def _refuse(
+        self, faults: list[FaultSpec], receive: Receive
+    ) -> tuple[Receive, Response | None]:
+        """Read the body; the refusal of the first fault whose reference it carries, if any,
+        and a ``receive`` that replays the body."""
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunks.append(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        try:
+            document = json.loads(body) if body else None
+        except ValueError:
+            return replay, None
+        items = document.get("billables") if isinstance(document, dict) else None
+        for spec in faults:
+            where: str | None = None
+            if isinstance(items, list):
+                for index, item in enumerate(items):
+                    if isinstance(item, dict) and item.get("referenceId") == spec.reference_id:
+                        where = f"billables[{index}]"
+                        break
+            elif isinstance(document, dict) and document.get("referenceId") == spec.reference_id:
+                where = "body"
+            if where is None:
+                continue
+            self.plan.refused(spec)
+            status = spec.status or 422
+            text = f"referenceId {spec.reference_id}: refused by the sandbox (injected fault)"
+            if spec.name_item is not False:
+                text = f"{where}.{text}"
+            code = "UnprocessableEntity" if status == 422 else "BadRequest"
+            return replay, JSONResponse({"error": code, "message": text}, status_code=status)
+        return replay, None
 
     async def _mangle(self, fault: FaultSpec, scope: Scope, receive: Receive, send: Send) -> None:
         start: Message | None = None

@@ -26,11 +26,12 @@ from tests.support.billing import (
     settings_for,
     snapshot,
     store,
+    writes,
 )
 from tests.support.kukkingu import RunningKukkingu
 from worker.core.model import Issue
 from worker.sources import InMemorySource
-from worker.store import Line
+from worker.store import Error, ErrorKind, Line
 from worker.sync import SyncResult, sync
 
 
@@ -137,3 +138,48 @@ def test_lines_refused_by_a_finalize_are_placed_again(
         assert client.list_billables(empty.id) == []
         again = sync(settings, factory, client, source, now=lambda: NOW)
         assert again.plan.writes == 0
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["named", "bisected"])
+def test_a_line_kukkingu_refuses_is_isolated_and_the_rest_is_billed(
+    kukkingu: RunningKukkingu, factory: sessionmaker[Session], named: bool
+) -> None:
+    """One refused billable (422) used to fail its batch of 100 on every sync, so nothing
+    else on the draft was billed. It is isolated (by the index Kukkingu's message names, or
+    by halves), recorded with Kukkingu's message as a problem, and not sent again until
+    its content changes."""
+    settings = settings_for(kukkingu.url)
+    source = InMemorySource("mem")
+    for n in range(1, 6):
+        source.put_issue(Issue("mem", str(n), f"ACME-{n}", "ACME", f"Task {n}"))
+    source.put_entries([entry(n, str(n), 30 * n) for n in range(1, 6)])
+    kukkingu.app.faults.add(FaultSpec(kind="refuse", reference_id="ACME-3", name_item=named))
+    with client_for(kukkingu.url) as client:
+        first = sync(settings, factory, client, source, now=lambda: NOW)
+        assert first.applied.lines_rejected == 1
+        shot = snapshot(client)
+        assert check_invariants(shot) == []  # the draft's total is the sum of what it holds
+        (billed,) = shot.billables.values()
+        assert sorted(b["referenceId"] for b in billed) == ["ACME-1", "ACME-2", "ACME-4", "ACME-5"]
+        with factory() as session:
+            (refused,) = session.scalars(select(Line).where(Line.rejected.is_not(None))).all()
+            assert refused.reference_id == "ACME-3"
+            assert "refused by the sandbox" in (refused.rejected or "")
+            (problem,) = session.scalars(select(Error).where(Error.kind == ErrorKind.API)).all()
+            assert problem.subject == "line ACME-3"
+            assert "Kukkingu refused the billable" in problem.reason
+        # not sent again while its content is the same
+        kukkingu.app.requests.reset()
+        sync(settings, factory, client, source, now=lambda: NOW)
+        assert writes(kukkingu.requests()) == {}
+        # its entries change (the config could, too): Kukkingu takes it now
+        kukkingu.app.faults.clear()
+        source.put_entries([entry(3, "3", 120)])
+        sync(settings, factory, client, source, now=lambda: NOW)
+        shot = snapshot(client)
+        assert check_invariants(shot) == []
+        (billed,) = shot.billables.values()
+        assert sorted(b["referenceId"] for b in billed) == [f"ACME-{n}" for n in range(1, 6)]
+        with factory() as session:
+            (problem,) = session.scalars(select(Error).where(Error.kind == ErrorKind.API)).all()
+            assert problem.resolved_at is not None  # off the dashboard's problems

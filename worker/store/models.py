@@ -353,6 +353,10 @@ class Line(Base):
     # it; a write refused because the invoice closed leaves the line at these (and its
     # content at what Kukkingu holds), so the difference is billed as late work.
     confirmed_entries: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Kukkingu refused this content (400/422): its message, and the digest of the content it
+    # refused. The line is not sent again until its content changes.
+    rejected: Mapped[str | None] = mapped_column(Text)
+    rejected_digest: Mapped[str | None] = mapped_column(String(64))
 
     draft: Mapped[Draft] = relationship(back_populates="lines")
     source: Mapped[Source] = relationship()
