@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from connectors.kukkingu import KukkinguClient
 from sandbox.github.seed import DEMO_TOKEN
 from sandbox.main import RunningSandbox, start_sandbox
 from tests.support.billing import check_invariants, snapshot, writes
 from tests.test_end_to_end_jira import config_for, run
+from worker.cli import cli
+from worker.config import load_config
+from worker.store import Error, ErrorKind, Run, make_engine, session_factory
 
 GH = {"Authorization": f"token {DEMO_TOKEN}"}
 
@@ -158,3 +164,92 @@ def test_a_deletion_hidden_by_an_addition_on_the_same_issue(
         run("-c", config, "sync", "--source", "github-demo")
         assert billed_seconds() == line["metadata"]["rawSeconds"] + 1800
         assert check_invariants(snapshot(kk)) == []
+
+
+def test_a_lost_repository_is_a_problem_and_the_others_still_bill(
+    tmp_path: Path, sandbox: RunningSandbox
+) -> None:
+    """The token loses one repository (GitHub answers 404 for a private repository it cannot
+    see): its billed lines stay (lost access is not deletion), every other repository syncs,
+    the run is partial, and the dashboard's problems name the repository."""
+    config = github_config(tmp_path, sandbox)
+    run("-c", config, "db", "upgrade")
+    run("-c", config, "sync", "--source", "github-demo")
+    info = sandbox.info()["kukkingu"]
+    with KukkinguClient(info["baseUrl"], info["tenantId"], SecretStr(info["token"])) as kk:
+        before = snapshot(kk)
+        website = sorted(
+            b["id"]
+            for items in before.billables.values()
+            for b in items
+            if b["referenceId"].startswith("acme/website")
+        )
+        assert website
+        state = sandbox.github_app.state
+        lost = state.find_repo("acme/website")
+        api = state.find_repo("acme/api")
+        assert lost is not None
+        assert api is not None
+        lost.private, members = True, set(lost.members)
+        lost.members.clear()
+        number = state.repo_issues(api.id)[0].number
+        posted = httpx.post(
+            f"{sandbox.github.url}/_sandbox/comments",
+            json={"repo": "acme/api", "issue": number, "body": "Pairing.\n/spend 2h"},
+            timeout=10,
+        )
+        assert posted.status_code == 200, posted.text
+
+        result = CliRunner(env={"BILLSYNC_CONFIG": None}).invoke(
+            cli, ["-c", config, "sync", "--source", "github-demo"]
+        )
+        assert result.exit_code == 1, result.output  # partial: an operator must look
+        assert "repository acme/website" in result.stderr
+        assert "GitHub answered 404" in result.stderr
+        assert "{owner}" not in result.stderr
+        after = snapshot(kk)
+        assert check_invariants(after) == []
+        billed = {b["id"]: b for items in after.billables.values() for b in items}
+        assert all(billed[i] == before_item for i, before_item in _by_id(before, website))
+        added = sum(
+            int(b["metadata"]["rawSeconds"])
+            for b in billed.values()
+            if b["referenceId"].startswith(f"acme/api#{number}")
+        ) - sum(
+            int(b["metadata"]["rawSeconds"])
+            for items in before.billables.values()
+            for b in items
+            if b["referenceId"].startswith(f"acme/api#{number}")
+        )
+        assert added == 7200  # the new 2 h on the other repository are billed
+
+        status = dashboard_problems(config)
+        assert status == ("partial", "repository acme/website")
+
+        # access comes back: the next sync is whole, and the problem is resolved
+        lost.members |= members
+        run("-c", config, "sync", "--source", "github-demo")
+        assert dashboard_problems(config) == ("succeeded", None)
+
+
+def _by_id(shot: Any, ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    items = {b["id"]: b for entries in shot.billables.values() for b in entries}
+    return [(i, items[i]) for i in ids]
+
+
+def dashboard_problems(config: str) -> tuple[str, str | None]:
+    """The last run's status and the open unreachable-part problem, from the state store."""
+    settings = load_config(config)
+    engine = make_engine(settings.state_url)
+    try:
+        with session_factory(engine)() as session:
+            last = session.scalars(select(Run).order_by(Run.id.desc())).first()
+            assert last is not None
+            problem = session.scalars(
+                select(Error.subject).where(
+                    Error.kind == ErrorKind.CONFIGURATION, Error.resolved_at.is_(None)
+                )
+            ).first()
+            return str(last.status), problem
+    finally:
+        engine.dispose()

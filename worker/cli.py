@@ -219,6 +219,9 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
                             fence=fence,
                         )
                     click.echo(summary(result))
+                    for what, why in result.ingested.unreachable:
+                        failed = True  # partial: an operator must restore access
+                        click.echo(f"error: {name}: {what}: {why}", err=True)
                 except BillsyncError as exc:
                     failed = True
                     click.echo(f"error: {name}: {exc}", err=True)

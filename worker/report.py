@@ -76,4 +76,7 @@ def summary(result: SyncResult) -> str:
         parts.append(f"{len(plan.problems)} unmapped, {i.bad} bad entries (see the dashboard)")
     if plan.drift:
         parts.append(f"{len(plan.drift)} drift")
+    if i.unreachable:
+        lost = ", ".join(what for what, _ in i.unreachable)
+        parts.append(f"PARTIAL: {lost} did not answer (see the dashboard's problems)")
     return "; ".join(parts)

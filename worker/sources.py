@@ -29,11 +29,14 @@ from worker.store import (
     DraftStatus,
     Entry,
     EntryState,
+    Error,
+    ErrorKind,
     Line,
     Source,
     SourceIssue,
     SourceKind,
     transaction,
+    utcnow,
 )
 
 LOOKUP_CHUNK = 500  # keys per IN (...) query: well under SQLite's bound-parameter limit
@@ -55,6 +58,9 @@ class SourceBatch:
     deleted: tuple[str, ...] = ()  # entry keys deleted at the source
     bad: tuple[BadEntry, ...] = ()
     cursors: Mapping[str, str] = field(default_factory=dict)  # stream -> new value
+    # parts of the source that stopped answering (a repository the token lost): (what, why).
+    # Lost access is not deletion: what was read from them before stays as it is.
+    unreachable: tuple[tuple[str, str], ...] = ()
 
 
 class SourceContext:
@@ -187,6 +193,7 @@ class IngestCounts:
     deleted: int = 0
     bad: int = 0
     unchanged: int = 0
+    unreachable: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
 
     @property
     def entries_seen(self) -> int:
@@ -313,7 +320,45 @@ def record_batch(
         counts.bad += 1
     for stream, value in batch.cursors.items():
         _record_cursor(session, source, stream, value)
+    counts.unreachable += batch.unreachable
     session.flush()
+
+
+LOST = ErrorKind.CONFIGURATION  # the kind of an "unreachable" problem: an operator fixes access
+
+
+def record_unreachable(
+    session: Session, source: Source, unreachable: list[tuple[str, str]], run_id: int | None
+) -> None:
+    """Open a problem for each part of the source that stopped answering; resolve those of
+    earlier runs that answer again."""
+    lost = dict(unreachable)
+    open_rows = session.scalars(
+        select(Error).where(
+            Error.source_id == source.id, Error.kind == LOST, Error.resolved_at.is_(None)
+        )
+    ).all()
+    still = set()
+    for row in open_rows:
+        if not (row.detail or {}).get("unreachable"):
+            continue  # a configuration problem of another kind
+        if row.subject in lost:
+            row.reason = lost[row.subject]
+            still.add(row.subject)
+        else:
+            row.resolved_at = utcnow()
+    for subject, reason in lost.items():
+        if subject not in still:
+            session.add(
+                Error(
+                    run_id=run_id,
+                    source_id=source.id,
+                    kind=LOST,
+                    subject=subject[:255],
+                    reason=reason,
+                    detail={"unreachable": True},
+                )
+            )
 
 
 def ingest(

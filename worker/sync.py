@@ -34,6 +34,7 @@ from worker.sources import (
     ingest,
     load_cursors,
     record_batch,
+    record_unreachable,
     source_row,
 )
 from worker.store import (
@@ -221,6 +222,10 @@ def sync(
     result = SyncResult(source.name, run_id, IngestCounts(), ApplyCounts())
     try:
         result.ingested = ingest(factory, source, checkpoint=checkpoint, progress=progress)
+        with transaction(factory) as session:
+            record_unreachable(
+                session, session.get_one(Source, source_id), result.ingested.unreachable, run_id
+            )
         applier = Applier(
             factory, client, run_id=run_id, checkpoint=checkpoint, fence=fence, progress=progress
         )
@@ -340,12 +345,17 @@ def _finish(
         with transaction(factory) as session:
             run = session.get_one(Run, run_id)
             run.finished_at = utcnow()
-            if error is None:
+            lost = result.ingested.unreachable
+            if error is None and lost:
+                run.status = RunStatus.PARTIAL
+                error = "partial: " + "; ".join(f"{what}: {why}" for what, why in lost)
+            elif error is None:
                 run.status = RunStatus.SUCCEEDED
             else:
                 run.status = RunStatus.FAILED if retry_at is None else RunStatus.RETRYING
             run.error = error
             run.retry_at = retry_at
+            partial = run.status == RunStatus.PARTIAL
             plan = result.plan
             run.counts = {
                 "entriesSeen": result.ingested.entries_seen,
@@ -363,7 +373,7 @@ def _finish(
                 "drift": len(plan.drift),
             }
             run.requests = {"kukkingu": result.requests}
-            if error is None and run.source is not None:
+            if (error is None or partial) and run.source is not None:
                 run.source.last_success_at = run.finished_at
     except Exception:  # the run record must not hide the sync's own error
         log.exception("could not record the end of run %s", run_id)

@@ -4,6 +4,7 @@ from connectors.github.client import (
     GitHubApi,
     GitHubBadResponse,
     GitHubConfigError,
+    GitHubLostAccess,
     GitHubRateLimited,
     GitHubUnavailable,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "GitHubApi",
     "GitHubBadResponse",
     "GitHubConfigError",
+    "GitHubLostAccess",
     "GitHubRateLimited",
     "GitHubSource",
     "GitHubUnavailable",

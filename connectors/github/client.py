@@ -50,6 +50,15 @@ class GitHubConfigError(ConfigurationError):
     """401, 403 without a rate limit, or a repository the token cannot see."""
 
 
+class GitHubLostAccess(GitHubConfigError):
+    """A repository answers 403 (not a rate limit), 404 or 410: the token cannot see it
+    (any more), or it is gone. The rest of the source goes on."""
+
+    def __init__(self, message: str, status: int, detail: str) -> None:
+        super().__init__(message)
+        self.status, self.detail = status, detail
+
+
 class GitHubBadResponse(FatalError):
     """A 2xx answer that is not the JSON GitHub documents."""
 
@@ -174,10 +183,16 @@ class GitHubApi:
         except (ValueError, AttributeError):
             message = ""
         text = f"GitHub {self.host} {what} answered {status}" + (f": {message}" if message else "")
-        if status in (401, 403):
+        if status == 401:
             return GitHubConfigError(text + " (check the source's token and its access)")
-        if status == 404:
-            return GitHubConfigError(text + " (no such repository, or the token cannot see it)")
+        if status == 403:
+            return GitHubLostAccess(
+                text + " (check the source's token and its access)", status, message
+            )
+        if status in (404, 410):
+            return GitHubLostAccess(
+                text + " (no such repository, or the token cannot see it)", status, message
+            )
         return GitHubBadResponse(text)
 
     def pages(

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.github.client import GitHubApi, GitHubConfigError
+from connectors.github.client import GitHubApi, GitHubConfigError, GitHubLostAccess
 from connectors.github.mapping import (
     comment_prefix,
     issue_number,
@@ -79,13 +79,31 @@ class GitHubSource:
     ) -> Iterator[SourceBatch]:
         context = context or SourceContext()
         for repo in self.repos:
-            numbers: dict[int, str] = {}  # issue number -> stable id, as learnt this fetch
-            counts: dict[int, int] = {}  # issue number -> GitHub's comment count
-            complete = f"issues:{repo}" not in cursors  # step 1 lists every issue
-            yield from self._issues(repo, cursors, numbers, counts)
-            look = _Look(counts if complete else None)
-            yield from self._comments(repo, cursors, numbers, context, look)
-            yield from self._relist_open(repo, cursors, context, look, numbers)
+            try:
+                yield from self._repository(repo, cursors, context)
+            except GitHubLostAccess as exc:
+                # lost access is not deletion: its lines stay; every other repository syncs
+                why = f"GitHub answered {exc.status}" + (f" ({exc.detail})" if exc.detail else "")
+                yield SourceBatch(
+                    unreachable=(
+                        (
+                            f"repository {repo}",
+                            f"{why}: the token cannot see repository {repo} (any more), or it "
+                            "is gone; its billed lines stay as they are",
+                        ),
+                    )
+                )
+
+    def _repository(
+        self, repo: str, cursors: Mapping[str, str], context: SourceContext
+    ) -> Iterator[SourceBatch]:
+        numbers: dict[int, str] = {}  # issue number -> stable id, as learnt this fetch
+        counts: dict[int, int] = {}  # issue number -> GitHub's comment count
+        complete = f"issues:{repo}" not in cursors  # step 1 lists every issue
+        yield from self._issues(repo, cursors, numbers, counts)
+        look = _Look(counts if complete else None)
+        yield from self._comments(repo, cursors, numbers, context, look)
+        yield from self._relist_open(repo, cursors, context, look, numbers)
 
     # --- 1. issues -------------------------------------------------------------------------
 

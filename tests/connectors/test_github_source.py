@@ -152,11 +152,15 @@ def test_a_secondary_limit_fault_with_retry_after(github: RunningGitHub, factory
     assert ingest(factory, source).new == good
 
 
-def test_a_repo_the_token_cannot_see_is_a_configuration_error(
+def test_a_repo_the_token_cannot_see_is_reported_and_the_others_sync(
     github: RunningGitHub, factory
 ) -> None:
-    with pytest.raises(GitHubConfigError, match="no such repository, or the token cannot see it"):
-        ingest(factory, source_for(github, ["acme/nope"]))
+    counts = ingest(factory, source_for(github, ["acme/nope", "acme/api"]))
+    assert counts.new > 0  # acme/api synced
+    ((what, why),) = counts.unreachable
+    assert what == "repository acme/nope"
+    assert why.startswith("GitHub answered 404")
+    assert "{owner}" not in why
 
 
 def test_bad_token(github: RunningGitHub, factory) -> None:

@@ -148,6 +148,7 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     RETRYING = "retrying"  # failed, and its retry is due at ``retry_at``
     INTERRUPTED = "interrupted"  # its process died mid-run (the workers' sweep noticed)
+    PARTIAL = "partial"  # done, but part of the source did not answer (a lost repository)
 
 
 class ErrorKind(enum.StrEnum):

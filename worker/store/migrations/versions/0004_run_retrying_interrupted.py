@@ -1,4 +1,4 @@
-"""Runs can be ``retrying`` (with the next attempt's time) or ``interrupted``.
+"""Runs can be ``retrying`` (with the next attempt's time), ``interrupted`` or ``partial``.
 
 Revision ID: 0004
 Revises: 0003
@@ -6,7 +6,8 @@ Create Date: 2026-12-02
 
 A run that failed and waits for its retry is ``retrying`` until the retry starts, with
 ``retry_at``; a run whose process died is marked ``interrupted`` by the workers' sweep (or
-by the redelivery of its own message). The status CHECK is widened to allow both.
+by the redelivery of its own message); a run that synced all but an unreachable part of its
+source (a repository the token lost) is ``partial``. The status CHECK is widened for them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 OLD = ("running", "succeeded", "failed")
-NEW = (*OLD, "retrying", "interrupted")
+NEW = (*OLD, "retrying", "interrupted", "partial")
 
 
 def _status_check(values: Sequence[str]) -> str:
@@ -37,7 +38,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("UPDATE runs SET status = 'failed' WHERE status IN ('retrying', 'interrupted')")
+    op.execute(
+        "UPDATE runs SET status = 'failed' WHERE status IN ('retrying', 'interrupted', 'partial')"
+    )
     with op.batch_alter_table("runs") as batch:
         batch.drop_constraint(op.f("ck_runs_status"), type_="check")
         batch.create_check_constraint(op.f("ck_runs_status"), _status_check(OLD))
