@@ -68,7 +68,7 @@ pass_state = click.make_pass_decorator(_State)
 @click.option(
     "--config",
     "-c",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),  # read by load_config: an unreadable file is a config error (exit 78)
     envvar="BILLSYNC_CONFIG",
     help="The TOML config file (default: $BILLSYNC_CONFIG).",
 )

@@ -292,6 +292,12 @@ def _validation_problems(exc: ValidationError) -> list[Problem]:
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key (see the README's Configuration section for the keys)"
+            key = error["loc"][-1] if error["loc"] else ""
+            if key in INLINE_SECRETS:
+                message = (
+                    "a secret does not belong in the config file: put it in an environment "
+                    f"variable and name it with `{key}_env`"
+                )
         elif error["type"] == "missing":
             message = "required key is missing"
         elif error["type"] == "string_pattern_mismatch":
@@ -302,6 +308,30 @@ def _validation_problems(exc: ValidationError) -> list[Problem]:
                 message = PATTERN_MEANING.get(key, message)
         message = message.removeprefix("Value error, ")
         problems.append(Problem(_key_path(error["loc"], frozenset({"jira", "github"})), message))
+    return problems
+
+
+INLINE_SECRETS = frozenset({"token", "password", "email"})  # each is named by a `<key>_env`
+
+
+def _raw_rule_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """The cross-key checks that need no valid model (rules naming unknown sources), so one
+    pass reports them beside the keys that failed validation."""
+    sources = data.get("sources")
+    rules = data.get("rules")
+    if not isinstance(sources, list) or not isinstance(rules, list):
+        return []
+    names = sorted({str(s["name"]) for s in sources if isinstance(s, dict) and "name" in s})
+    problems = []
+    for index, rule in enumerate(rules):
+        if isinstance(rule, dict) and "source" in rule and str(rule["source"]) not in names:
+            known = ", ".join(names) or "none configured"
+            problems.append(
+                Problem(
+                    f"rules[{index}].source",
+                    f"no source named {str(rule['source'])!r} (known: {known})",
+                )
+            )
     return problems
 
 
@@ -343,10 +373,13 @@ def _semantic_problems(config: FileConfig) -> list[Problem]:
                 )
             )
     kinds = {source.name: source.kind for source in config.sources}
+    duplicated = {name for name in seen if sum(s.name == name for s in config.sources) > 1}
     for index, rule in enumerate(config.rules):
         where = f"rules[{index}]"
         kind = kinds.get(rule.source)
-        if kind is None:
+        if rule.source in duplicated:
+            pass  # which source it means is unclear: the duplicate name is the one problem
+        elif kind is None:
             known = ", ".join(sorted(kinds)) or "none configured"
             problems.append(
                 Problem(f"{where}.source", f"no source named {rule.source!r} (known: {known})")
@@ -442,7 +475,9 @@ def parse_config(
     try:
         config = FileConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _validation_problems(exc)) from None
+        problems = _validation_problems(exc)
+        problems += [p for p in _raw_rule_problems(data) if p not in problems]
+        raise ConfigError(source, problems) from None
     problems = _semantic_problems(config)
     if config.env_file:
         env_path = Path(config.env_file)

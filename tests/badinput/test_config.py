@@ -56,3 +56,28 @@ def test_config_check_names_the_key_and_the_reason(path: Path) -> None:
     assert "Traceback" not in result.stderr
     for secret in (INLINE_SECRET, *ENV.values()):
         assert secret not in result.stderr
+
+
+def run_check(path: Path) -> tuple[int, str]:
+    runner = CliRunner(env={"BILLSYNC_CONFIG": None, "BILLSYNC_STATE_URL": None, **ENV})
+    result = runner.invoke(cli, ["-c", str(path), "config", "check"])
+    return result.exit_code, result.stderr
+
+
+def test_a_duplicate_source_name_is_one_error_not_a_cascade() -> None:
+    code, stderr = run_check(CORPUS / "config" / "duplicate-source-name.toml")
+    assert code == EX_CONFIG
+    problems = [line for line in stderr.splitlines() if line.startswith("  - ")]
+    assert problems == [
+        "  - sources[1].name: duplicate source name 'jira-corpus' (also sources[0])"
+    ]
+
+
+def test_a_config_file_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> None:
+    for path, reason in (
+        (tmp_path, "Is a directory"),
+        (tmp_path / "missing.toml", "No such file or directory"),
+    ):
+        code, stderr = run_check(path)
+        assert code == EX_CONFIG, stderr
+        assert f"cannot read the file: {reason}" in stderr
