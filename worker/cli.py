@@ -258,7 +258,7 @@ def _inline_locks(settings: Settings, redis: Any, name: str) -> Any:
     write happens without a lock). Refused while another process syncs this source; the
     ledger lock is waited for. Yields (checkpoint, ledger lock, fence)."""
     from worker.errors import ConfigurationError
-    from worker.locks import LEDGER_WAIT, HeldLock, ledger_lock, source_lock_key
+    from worker.locks import LEDGER_WAIT, HeldLock, SyncLocks, source_lock_key
     from worker.store.locks import StoreLockBusy, store_lock
 
     tenant = settings.file.kukkingu.tenant_id
@@ -279,25 +279,9 @@ def _inline_locks(settings: Settings, redis: Any, name: str) -> Any:
             f"a sync of {name} is running (in a worker); `billsync enqueue --source {name}` "
             "queues one after it"
         )
-    ledger: list[HeldLock] = []
-
-    @contextlib.contextmanager
-    def ledger_held() -> Any:
-        with ledger_lock(
-            redis, tenant, LEDGER_WAIT, ttl=settings.file.broker.lock_ttl_seconds
-        ) as held:
-            ledger.append(held)
-            try:
-                yield held
-            finally:
-                ledger.remove(held)
-
-    def fence(step: str) -> None:
-        for held in (lock, *ledger):
-            held.fence(step)
-
+    locks = SyncLocks(redis, lock, tenant, settings.file.broker.lock_ttl_seconds)
     try:
-        yield lock.check, ledger_held, fence
+        yield lock.check, locks.ledger, locks.fence
     finally:
         lock.release()
 

@@ -165,6 +165,28 @@ def ledger_lock(
         lock.release()
 
 
+class SyncLocks:
+    """The Redis locks one sync holds: its source's (held already) and, while it plans and
+    writes, its tenant's ledger lock. :meth:`fence` checks both before each write."""
+
+    def __init__(self, redis: Redis, source: HeldLock, tenant: str, ttl: float) -> None:
+        self.redis, self.source, self.tenant, self.ttl = redis, source, tenant, ttl
+        self._ledger: list[HeldLock] = []
+
+    @contextmanager
+    def ledger(self) -> Iterator[HeldLock]:
+        with ledger_lock(self.redis, self.tenant, LEDGER_WAIT, ttl=self.ttl) as held:
+            self._ledger.append(held)
+            try:
+                yield held
+            finally:
+                self._ledger.remove(held)
+
+    def fence(self, step: str) -> None:
+        for held in (self.source, *self._ledger):
+            held.fence(step)
+
+
 def mark_owed(redis: Redis, source: str, trigger: str, not_before: float = 0.0) -> None:
     """A sync of ``source`` is under way (or will be retried at ``not_before``, epoch s):
     until :func:`clear_owed`, a worker that finds the source unlocked sends it again."""

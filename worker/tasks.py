@@ -29,8 +29,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import Any
 
 from celery import Celery, Task
@@ -49,7 +48,7 @@ from worker.clients import kukkingu_client
 from worker.config import Settings, load_config
 from worker.coordination import NOT_AFTER, SYNC_TASK
 from worker.errors import ConfigurationError, RetryableError
-from worker.locks import LEDGER_WAIT, HeldLock, ledger_lock
+from worker.locks import HeldLock, SyncLocks
 from worker.sources import open_source
 from worker.store import RunTrigger, make_engine, session_factory
 
@@ -238,21 +237,9 @@ def _run(
 
     engine = make_engine(config.state_url)
     marker = f"{socket.gethostname()}:{os.getpid()}:{task.request.id}"
-    ledger: list[HeldLock] = []
-
-    @contextmanager
-    def ledger_held() -> Iterator[HeldLock]:
-        tenant, ttl = config.file.kukkingu.tenant_id, config.file.broker.lock_ttl_seconds
-        with ledger_lock(redis, tenant, LEDGER_WAIT, ttl=ttl) as held:
-            ledger.append(held)
-            try:
-                yield held
-            finally:
-                ledger.remove(held)
-
-    def fence(step: str) -> None:
-        for held in (lock, *ledger):
-            held.fence(step)
+    locks = SyncLocks(
+        redis, lock, config.file.kukkingu.tenant_id, config.file.broker.lock_ttl_seconds
+    )
 
     def retry_wait(exc: BaseException) -> float | None:
         """Seconds until this failure's retry, or None when it is not retried."""
@@ -274,8 +261,8 @@ def _run(
                 trigger=RunTrigger(trigger),
                 task_id=task.request.id,
                 checkpoint=lock.check,
-                fence=fence,
-                ledger_lock=ledger_held,
+                fence=locks.fence,
+                ledger_lock=locks.ledger,
                 retry_wait=retry_wait,
             )
         return f"{result.applied.lines_created} created, {result.applied.lines_updated} updated"

@@ -7,8 +7,7 @@ processes and the sandboxes over HTTP."""
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from sandbox.main import RunningSandbox, start_sandbox
 from tests.integration.conftest import hold_writes, release_writes
 from tests.support.postgres import free_port
 from tests.support.service import BILLSYNC, PROCESS_DEADLINE, Service, assert_exactly_once
+from tests.support.waiting import wait_for
 from worker.store import upgrade
 from worker.store.locks import store_lock
 
@@ -27,13 +27,6 @@ from worker.store.locks import store_lock
 def sandbox() -> Iterator[RunningSandbox]:
     with start_sandbox(kukkingu_port=0, jira_port=0, github_port=0) as running:
         yield running
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def start_sync(service: Service, source: str) -> subprocess.Popen[str]:

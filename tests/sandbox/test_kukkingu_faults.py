@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +20,7 @@ from sandbox.kukkingu.seed import (
     OTHER_TENANT_ID,
     OTHER_TOKEN,
 )
+from tests.support.waiting import wait_for
 
 from .conftest import Kk
 
@@ -30,13 +30,6 @@ def add_fault(bare: httpx.Client, **spec: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     fault: dict[str, Any] = response.json()["data"]
     return fault
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def counts(bare: httpx.Client) -> dict[str, int]:

@@ -8,7 +8,6 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -29,6 +28,7 @@ from tests.support.billing import (
     writes,
 )
 from tests.support.kukkingu import RunningKukkingu
+from tests.support.waiting import wait_for
 from worker.core.model import Issue
 from worker.sources import InMemorySource
 from worker.store import Error, ErrorKind, Line
@@ -39,13 +39,6 @@ from worker.sync import SyncResult, sync
 def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
     with store(db_url) as made:
         yield made
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def billed_hours(kukkingu: RunningKukkingu, reference_prefix: str) -> Decimal:
