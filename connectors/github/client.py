@@ -50,6 +50,18 @@ class GitHubConfigError(ConfigurationError):
     """401, 403 without a rate limit, or a repository the token cannot see."""
 
 
+def _rate_limited(host: str, what: str, reason: str, headers: Mapping[str, str]) -> str:
+    """Says that the rate limit is used up and when it resets (GitHub's clock, in UTC)."""
+    text = f"GitHub {host}: the API rate limit is exhausted ({what} {reason})"
+    reset = headers.get("x-ratelimit-reset", "")
+    if reset.isdigit():
+        at = datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        text += f"; it resets at {at}"
+    elif headers.get("retry-after"):
+        text += f"; GitHub asks to wait {headers['retry-after']} s"
+    return text + "; the sync is retried then"
+
+
 class GitHubLostAccess(GitHubConfigError):
     """A repository answers 403 (not a rate limit), 404 or 410: the token cannot see it
     (any more), or it is gone. The rest of the source goes on."""
@@ -161,8 +173,12 @@ class GitHubApi:
                 attempt, reason = transient, f"answered {status}"
             decision = decide(attempt, self.policy, random.random())  # noqa: S311 (jitter)
             if isinstance(decision, GiveUp):
-                cls = GitHubRateLimited if attempt.status == 429 else GitHubUnavailable
-                raise cls(
+                if attempt.status == 429:  # 429, or a 403 that is a rate limit
+                    raise GitHubRateLimited(
+                        _rate_limited(self.host, what, reason, response_headers),
+                        retry_after=decision.retry_after,
+                    )
+                raise GitHubUnavailable(
                     f"GitHub {self.host} {what} {reason} (after {number} tries)",
                     retry_after=decision.retry_after,
                 )

@@ -6,6 +6,7 @@ comments and 304s need lines on open drafts: see tests/test_end_to_end_github.py
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -121,6 +122,9 @@ def test_an_exhausted_rate_limit_is_handed_back_then_recovers(
         ingest(factory, source)
     assert caught.value.retry_after is not None
     assert 3500 < caught.value.retry_after <= 3601
+    when = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert "the API rate limit is exhausted" in str(caught.value)
+    assert f"it resets at {when}" in str(caught.value)
     assert entries(factory) == {}
     github.advance_clock(3601)  # the budget refills at reset
     good, _ = expected_lines(github)
