@@ -438,7 +438,7 @@ class Applier:
             raise DraftClosed(str(exc)) from exc
         except KukkinguRejected as exc:
             with transaction(self.factory) as session:  # refused before storing: nothing landed
-                self._close(session, intent_id, IntentStatus.ABANDONED, str(exc))
+                self._close(session, intent_id, IntentStatus.FAILED, str(exc))
             return self._isolate(draft_id, invoice_id, batch, str(exc))
         self.checkpoint("lines.created")
         by_ref = {(b.reference_type or "", b.reference_id or ""): b for b in created}
@@ -531,7 +531,7 @@ class Applier:
                 raise DraftClosed(str(exc)) from exc
             except KukkinguRejected as exc:  # refused before storing: the billable is as it was
                 with transaction(self.factory) as session:
-                    self._close(session, intent_id, IntentStatus.ABANDONED, str(exc))
+                    self._close(session, intent_id, IntentStatus.FAILED, str(exc))
                 self._reject(line_id, content, str(exc))
                 continue
             self.checkpoint("line.updated")

@@ -181,7 +181,8 @@ def backoff(retries: int) -> float:
 def _first_delivery(task: Task) -> bool:
     """Not a retry, and not a message Redis gave back after its worker died."""
     delivery = task.request.delivery_info or {}
-    return not (task.request.retries or delivery.get("redelivered"))
+    redelivered = delivery.get("redelivered") or task.request.get("redelivered")
+    return not (task.request.retries or redelivered)
 
 
 @app.task(name=SYNC_TASK, bind=True, max_retries=None, acks_late=True)  # type: ignore[untyped-decorator]
