@@ -72,8 +72,11 @@ def summary(result: SyncResult) -> str:
     parts.append(f"{a.drafts_created} drafts opened")
     parts.append(f"{requests} Kukkingu requests")
     plan = result.plan
-    if plan.problems or i.bad:
-        parts.append(f"{len(plan.problems)} unmapped, {i.bad} bad entries (see the dashboard)")
+    if plan.problems or i.bad or result.bad_total:
+        parts.append(
+            f"{len(plan.problems)} unmapped, {i.bad_new} new bad entries "
+            f"({result.bad_total} in all; see the dashboard)"
+        )
     if plan.drift:
         parts.append(f"{len(plan.drift)} drift")
     if i.unreachable:

@@ -191,7 +191,8 @@ class IngestCounts:
     new: int = 0
     changed: int = 0
     deleted: int = 0
-    bad: int = 0
+    bad: int = 0  # bad entries read this run
+    bad_new: int = 0  # of those, the ones not recorded as bad (for that reason) before
     unchanged: int = 0
     unreachable: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
 
@@ -255,8 +256,10 @@ def _record_deleted(known: dict[str, Entry], key: str) -> bool:
     return True
 
 
-def _record_bad(session: Session, source: Source, bad: BadEntry, known: dict[str, Entry]) -> None:
+def _record_bad(session: Session, source: Source, bad: BadEntry, known: dict[str, Entry]) -> bool:
+    """Record a bad entry; True when it is news (not recorded as bad for this reason yet)."""
     row = known.get(bad.key)
+    news = row is None or row.state != EntryState.BAD or row.bad_reason != bad.reason
     if row is None:
         row = Entry(key=bad.key, source_id=source.id, content_hash="")
         session.add(row)
@@ -264,6 +267,7 @@ def _record_bad(session: Session, source: Source, bad: BadEntry, known: dict[str
     # A bad version replaces whatever was there: billing the old one would be a guess.
     row.state, row.bad_reason = EntryState.BAD, bad.reason
     row.external_issue_id = bad.issue_id or row.external_issue_id
+    return news
 
 
 def _entries_by_key(session: Session, keys: Collection[str]) -> dict[str, Entry]:
@@ -316,7 +320,7 @@ def record_batch(
     for key in batch.deleted:
         counts.deleted += _record_deleted(entries, key)
     for bad in batch.bad:
-        _record_bad(session, source, bad, entries)
+        counts.bad_new += _record_bad(session, source, bad, entries)
         counts.bad += 1
     for stream, value in batch.cursors.items():
         _record_cursor(session, source, stream, value)

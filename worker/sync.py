@@ -94,6 +94,7 @@ class SyncResult:
     plans: list[Plan] = field(default_factory=list)
     view: LedgerView | None = None  # the ledger the (last) plan was made against
     requests: dict[str, int] = field(default_factory=dict)
+    bad_total: int = 0  # bad entries of the source in the store, this run's included
 
     @property
     def plan(self) -> Plan:
@@ -313,7 +314,9 @@ def _rounds(
             source = session.get_one(Source, source_id)
             planned, view = _plan(session, settings, source, now())
             record_plan(session, source, planned)
-            problems = [*planned.problems, *_bad_entries(session, source)]
+            bad_entries = _bad_entries(session, source)
+            result.bad_total = len(bad_entries)
+            problems = [*planned.problems, *bad_entries]
             record_problems(session, source, problems, run_id=result.run_id, now=now())
         result.plans.append(planned)
         result.view = view

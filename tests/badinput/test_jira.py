@@ -84,7 +84,7 @@ def test_a_bad_worklog_is_reported_and_stops_nothing(world: World, case: dict[st
     assert reason in found_reason
     if kind == "bad_entry" and "key" not in case:
         assert found_reason.startswith("Jira worklog 9100: ")
-        assert "1 bad entries" in result.stdout
+        assert "1 new bad entries (1 in all" in result.stdout
     status, error, _counts = world.last_run()
     assert (status, error) == ("succeeded", None)
     assert_nothing_lost_and_good_work_billed(world, before, ledger, issue["key"])

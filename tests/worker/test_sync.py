@@ -246,3 +246,27 @@ def test_a_server_that_loses_every_create_answer_fails_the_sync_without_looping(
         shot = snapshot(client)
     assert check_invariants(shot) == []
     assert sum(len(v) for v in shot.billables.values()) == 2
+
+
+def test_the_summary_tells_new_bad_entries_from_all_of_them(
+    kukkingu: RunningKukkingu, factory
+) -> None:
+    from worker.report import summary
+    from worker.sources import BadEntry, SourceBatch
+
+    class WithBad(InMemorySource):
+        """The demo source, plus one entry it cannot read, every time."""
+
+        def fetch(self, cursors, context=None):
+            yield from super().fetch(cursors, context)
+            yield SourceBatch(bad=(BadEntry("jira:test:worklog:99", "no timeSpentSeconds"),))
+
+    settings = settings_for(kukkingu.url)
+    source = WithBad("mem")
+    source.put_issue(Issue("mem", "1", "ACME-1", "ACME", "Build it"))
+    source.put_entries([entry(1, "1", 60)])
+    with client_for(kukkingu.url) as client:
+        first = summary(sync(settings, factory, client, source, now=lambda: NOW))
+        again = summary(sync(settings, factory, client, source, now=lambda: NOW))
+    assert "1 new bad entries (1 in all" in first
+    assert "0 new bad entries (1 in all" in again
