@@ -22,11 +22,12 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from worker.errors import ConfigurationError
@@ -103,8 +104,10 @@ def _advisory_lock(url: str, name: str, wait: float) -> Iterator[None]:
             try:
                 yield None
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                connection.commit()
+                # a broken connection has freed the lock already; closing it below frees it too
+                with suppress(SQLAlchemyError):
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
     finally:
         engine.dispose()
 
