@@ -1,4 +1,8 @@
-"""Wiring: API clients built from validated settings (the only place that does it)."""
+"""Wiring: API clients built from validated settings (the only place that does it).
+
+Each client trusts its section's ``ca_bundle`` (a PEM file of CAs, resolved by the config)
+instead of its library's default store when one is set.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ def kukkingu_client(settings: Settings) -> KukkinguClient:
         config.tenant_id,
         settings.secret(config.token_env),
         timeout=config.timeout_seconds,
+        verify=config.ca_bundle or True,
         policy=RetryPolicy(
             max_attempts=config.max_attempts, max_wait=config.max_retry_wait_seconds
         ),
@@ -30,7 +35,12 @@ def jira_source(settings: Settings, config: JiraSourceConfig) -> JiraSource:
         if config.email_env is None:
             raise ValueError("a cloud Jira source needs email_env (config check says so)")
         email = settings.secret(config.email_env).get_secret_value()
-    api = JiraApi(config.url, email=email, token=settings.secret(config.token_env))
+    api = JiraApi(
+        config.url,
+        email=email,
+        token=settings.secret(config.token_env),
+        verify=config.ca_bundle or True,
+    )
     rules = list(enumerate(settings.file.rules))
     return JiraSource(
         config.name,
@@ -43,7 +53,7 @@ def jira_source(settings: Settings, config: JiraSourceConfig) -> JiraSource:
 
 def github_source(settings: Settings, config: GitHubSourceConfig) -> GitHubSource:
     """The GitHub source for one configured host: the repos its rules name."""
-    api = GitHubApi(config.url, settings.secret(config.token_env))
+    api = GitHubApi(config.url, settings.secret(config.token_env), verify=config.ca_bundle or True)
     repos = sorted(
         {r for rule in settings.file.rules if rule.source == config.name for r in rule.repos}
     )

@@ -8,6 +8,11 @@ problem found, each with its key path (``rules[0].rounding.mode: ...``).
 Secrets never live in the file: a key ending in ``_env`` names the environment variable that
 holds the value. Resolved secrets are ``SecretStr`` and print as ``**********``.
 
+A ``ca_bundle`` (on ``[kukkingu]`` and on each source) is a PEM file of CAs that service's
+client trusts instead of the default store. A relative path is relative to the config file;
+:class:`Settings` holds the resolved path. A missing, unreadable or certificate-less file is a
+problem like any other, reported in the same pass.
+
 The key-by-key reference is the README's Configuration section;
 ``examples/production.toml`` shows every key with a comment.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +56,8 @@ TEMPLATE_FIELDS = frozenset({"contract", "currency", "period", "seq"})
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "token", "xxx", "todo"})
 
 EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+# A PEM file of CAs to trust instead of the default store (checked by _ca_bundle_problems).
+CaBundle = Annotated[str, Field(min_length=1)]
 
 # What a pattern mismatch means, by the key it happened on (pydantic only quotes the regex).
 PATTERN_MEANING = {
@@ -111,6 +119,7 @@ class KukkinguConfig(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     max_attempts: Annotated[int, Field(strict=True, ge=1, le=20)] = 5
     max_retry_wait_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    ca_bundle: CaBundle | None = None
 
 
 def parse_crontab(value: str) -> Any:
@@ -147,6 +156,7 @@ Crontab = Annotated[str, Field(min_length=1)]
 class _SourceBase(_Strict):
     name: Annotated[str, Field(pattern=SOURCE_NAME)]
     schedule: Crontab = "*/15 * * * *"
+    ca_bundle: CaBundle | None = None
 
     @field_validator("schedule")
     @classmethod
@@ -417,6 +427,74 @@ def _semantic_problems(config: FileConfig) -> list[Problem]:
     return problems
 
 
+def _resolve_path(value: str, base_dir: Path | None) -> Path:
+    """A path from the file: relative ones are relative to the config file's directory."""
+    path = Path(value)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return Path(os.path.abspath(path))
+
+
+def _ca_bundle_problem(path: Path) -> str | None:
+    """Why ``path`` cannot serve as a CA bundle, or None (it loads as the clients load it)."""
+    shown = repr(str(path))
+    if not path.exists():
+        return f"file {shown} does not exist"
+    if path.is_dir():
+        return f"{shown} is a directory, not a PEM file of CA certificates"
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read {shown}: {exc.strerror}"
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        return f"{shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError) as exc:
+        return f"{shown} is not a usable PEM file of CA certificates: {exc}"
+    return None
+
+
+def _ca_bundles(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every (key path, value) ``ca_bundle`` in the raw TOML data that is a non-empty string
+    (anything else is the model's to report)."""
+    found = []
+    kukkingu = data.get("kukkingu")
+    if isinstance(kukkingu, dict):
+        found.append(("kukkingu.ca_bundle", kukkingu.get("ca_bundle")))
+    sources = data.get("sources")
+    if isinstance(sources, list):
+        found += [
+            (f"sources[{index}].ca_bundle", source.get("ca_bundle"))
+            for index, source in enumerate(sources)
+            if isinstance(source, dict)
+        ]
+    return [(path, value) for path, value in found if isinstance(value, str) and value]
+
+
+def _ca_bundle_problems(data: Mapping[str, Any], base_dir: Path | None) -> list[Problem]:
+    """The ca_bundle files that cannot be used, from the raw data: so one pass reports them
+    beside the keys that failed validation."""
+    problems = []
+    for path, value in _ca_bundles(data):
+        problem = _ca_bundle_problem(_resolve_path(value, base_dir))
+        if problem is not None:
+            problems.append(Problem(path, problem))
+    return problems
+
+
+def _with_resolved_ca_bundles(config: FileConfig, base_dir: Path | None) -> FileConfig:
+    """``config`` with every ``ca_bundle`` an absolute path (the clients' working directory
+    is not the config file's)."""
+
+    def resolved(value: str | None) -> str | None:
+        return str(_resolve_path(value, base_dir)) if value else None
+
+    kukkingu = config.kukkingu.model_copy(update={"ca_bundle": resolved(config.kukkingu.ca_bundle)})
+    sources = [s.model_copy(update={"ca_bundle": resolved(s.ca_bundle)}) for s in config.sources]
+    return config.model_copy(update={"kukkingu": kukkingu, "sources": sources})
+
+
 def _secret_names(config: FileConfig) -> list[tuple[str, str]]:
     """Every (key path, environment variable) pair the config refers to."""
     names = [("kukkingu.token_env", config.kukkingu.token_env)]
@@ -477,8 +555,11 @@ def parse_config(
     except ValidationError as exc:
         problems = _validation_problems(exc)
         problems += [p for p in _raw_rule_problems(data) if p not in problems]
+        problems += _ca_bundle_problems(data, base_dir)
         raise ConfigError(source, problems) from None
     problems = _semantic_problems(config)
+    problems += _ca_bundle_problems(data, base_dir)
+    config = _with_resolved_ca_bundles(config, base_dir)
     if config.env_file:
         env_path = Path(config.env_file)
         if not env_path.is_absolute() and base_dir is not None:

@@ -4,6 +4,7 @@
       +-- RetryableError        transient: try again later, after ``retry_after`` seconds if set
       |     +-- WriteOutcomeUnknown   a write may or may not have been stored: reconcile first
       +-- ConfigurationError    the operator must fix something (bad config, 401/403): don't loop
+      |     +-- UntrustedCertificate  a server's TLS certificate failed verification
       +-- BadRecordError        one input record is wrong: skip it, report it, go on
       +-- FatalError            a bug or a broken contract with an API: stop and report
 
@@ -31,6 +32,18 @@ class WriteOutcomeUnknown(RetryableError):
 
 class ConfigurationError(BillsyncError):
     """Something the operator must fix: the config file, a secret, a permission."""
+
+
+class UntrustedCertificate(ConfigurationError):
+    """A server's TLS certificate failed verification (an unknown CA, a self-signed
+    certificate, a name mismatch, an expired certificate). Retrying cannot help: the operator
+    trusts the CA with ``ca_bundle`` or fixes the URL. ``host`` is the server's host:port,
+    ``reason`` what verification said (e.g. "unable to get local issuer certificate")."""
+
+    def __init__(self, message: str, *, host: str, reason: str) -> None:
+        super().__init__(message)
+        self.host = host
+        self.reason = reason
 
 
 class BadRecordError(BillsyncError):

@@ -12,6 +12,11 @@ retry table: 5xx and network errors are retried with backoff; 429, and 403 with
 Lists follow the ``Link`` header's absolute ``next`` URL, never a URL built here.
 Conditional requests: pass the ``etag`` of the last answer; a 304 (which GitHub does not
 count against the rate limit) comes back as ``status == 304`` with no data.
+
+A TLS certificate that fails verification is a configuration error
+(:class:`worker.errors.UntrustedCertificate`) and is never retried. ``verify`` is ``True`` or a
+PEM file of CAs to trust instead (the source's ``ca_bundle``); PyGithub passes it with every
+request, so it wins over ``REQUESTS_CA_BUNDLE``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pydantic import SecretStr
 from requests.utils import parse_header_links
 
 from connectors.retry import Attempt, GiveUp, RetryPolicy, Transport, decide, parse_retry_after
+from connectors.tls import host_of, untrusted, verification_failure
 from worker.errors import ConfigurationError, FatalError, RetryableError
 
 log = logging.getLogger("billsync.github")
@@ -104,6 +110,7 @@ class GitHubApi:
         self.policy = policy or RetryPolicy()
         self.request_counts: dict[str, int] = {}
         self._sleep = sleep
+        self._verify = verify
         self._github = Github(
             auth=Auth.Token(token.get_secret_value()),
             base_url=self.base_url,
@@ -160,6 +167,7 @@ class GitHubApi:
                     "GET", path, dict(params) if params else None, headers
                 )
             except requests.RequestException as exc:
+                self._raise_if_untrusted(exc, what)  # never retried: the same certificate fails
                 attempt = Attempt(number, True, transport=Transport.SENT)
                 reason = f"could not be reached ({type(exc).__name__})"
             else:
@@ -184,6 +192,17 @@ class GitHubApi:
                 )
             log.info("github %s %s; retry %d in %.2f s", what, reason, number, decision.wait)
             self._sleep(decision.wait)
+
+    def _raise_if_untrusted(self, exc: requests.RequestException, what: str) -> None:
+        """A certificate that failed verification is the operator's to fix: raise it as such."""
+        failure = verification_failure(exc)
+        if failure is None:
+            return
+        url = getattr(exc.request, "url", None)  # a Link URL may name another host
+        host = host_of(url) if isinstance(url, str) and "://" in url else host_of(self.base_url)
+        raise untrusted(
+            "GitHub", host, what, failure, verify=self._verify, setting="on this source"
+        ) from None
 
     def _json(self, body: str, what: str, status: int) -> Any:
         try:

@@ -10,7 +10,10 @@ up to ``2 x Retry-After`` (see sources.md A5), which would hide waits from the s
 Every call here is a read, so 429, 5xx and network failures are retried with backoff,
 honouring ``Retry-After``; a wait longer than ``max_wait`` is raised as
 :class:`JiraUnavailable` with ``retry_after`` so a worker reschedules. 401/403 and a refused
-JQL are configuration errors.
+JQL are configuration errors. So is a TLS certificate that fails verification
+(:class:`worker.errors.UntrustedCertificate`, never retried): ``verify`` is ``True`` or a PEM
+file of CAs to trust instead (the source's ``ca_bundle``); the library passes it with every
+request, so it wins over ``REQUESTS_CA_BUNDLE``.
 
 The library logs request and response details at DEBUG (its own warning says so); its
 logger is held at WARNING here so credentials cannot reach a log.
@@ -31,6 +34,7 @@ from jira import JIRA, JIRAError
 from pydantic import SecretStr
 
 from connectors.retry import Attempt, GiveUp, RetryPolicy, Transport, decide, parse_retry_after
+from connectors.tls import host_of, untrusted, verification_failure
 from worker.errors import ConfigurationError, FatalError, RetryableError
 
 log = logging.getLogger("billsync.jira")
@@ -88,6 +92,7 @@ class JiraApi:
     ) -> None:
         self.url = url.rstrip("/")
         self.site = urlsplit(self.url).netloc
+        self._verify = verify
         self.policy = policy or RetryPolicy()
         self.request_counts: dict[str, int] = {}
         self._sleep = sleep
@@ -107,6 +112,7 @@ class JiraApi:
         except JIRAError as exc:
             raise self._error(exc.status_code, exc.response, "GET serverInfo") from None
         except requests.RequestException as exc:
+            self._raise_if_untrusted(exc, "GET serverInfo")
             raise JiraUnavailable(
                 f"Jira {self.site}: could not reach serverInfo ({type(exc).__name__})"
             ) from None
@@ -116,6 +122,19 @@ class JiraApi:
 
     def close(self) -> None:
         self._jira.close()  # type: ignore[no-untyped-call]
+
+    def _raise_if_untrusted(self, exc: BaseException, what: str) -> None:
+        """A certificate that failed verification is the operator's to fix: raise it as such."""
+        failure = verification_failure(exc)
+        if failure is not None:
+            raise untrusted(
+                "Jira",
+                host_of(self.url),
+                what,
+                failure,
+                verify=self._verify,
+                setting="on this source",
+            ) from None
 
     # --- the one request path -------------------------------------------------------------
 
@@ -165,6 +184,7 @@ class JiraApi:
                 else:
                     raise self._error(exc.status_code, exc.response, what) from None
             except requests.ConnectionError as exc:
+                self._raise_if_untrusted(exc, what)  # never retried: the same certificate fails
                 attempt = Attempt(number, True, transport=Transport.SENT)
                 reason = f"could not be reached ({type(exc).__name__})"
             except requests.Timeout:

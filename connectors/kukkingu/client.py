@@ -13,6 +13,11 @@ raises the project's errors (:mod:`worker.errors`):
       +-- KukkinguOutcomeUnknown POST, no answer -> WriteOutcomeUnknown
       +-- KukkinguBadResponse    not JSON / not the documented shape -> FatalError
 
+A TLS certificate that fails verification raises ``UntrustedCertificate`` (a
+``ConfigurationError``) at once, without a retry: the same certificate would fail again.
+``verify`` is ``True`` (httpx's default trust store) or a PEM file of CAs to trust instead
+(the config's ``kukkingu.ca_bundle``).
+
 Messages name the call (``POST /api/v1/billables``) and the reason; the token appears in no
 log line, exception or repr. ``request_counts`` counts requests per route template, retries
 included, for the run records and the benchmark.
@@ -54,6 +59,7 @@ from connectors.retry import (
     decide,
     parse_retry_after,
 )
+from connectors.tls import host_of, httpx_verify, untrusted, verification_failure
 from worker.errors import (
     BadRecordError,
     ConfigurationError,
@@ -181,6 +187,7 @@ class KukkinguClient:
         timeout: float = 30.0,
         policy: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        verify: bool | str = True,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -189,12 +196,15 @@ class KukkinguClient:
         self.request_counts: Counter[str] = Counter()
         self._sleep = sleep
         self._jitter = jitter
+        self._verify = verify
+        self._host = host_of(base_url)
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             auth=_BearerToken(token),
             headers={"tenant-id": tenant_id, "user-agent": USER_AGENT},
             timeout=timeout,
             transport=transport,
+            verify=httpx_verify(verify),
             follow_redirects=False,
         )
 
@@ -271,13 +281,24 @@ class KukkinguClient:
         params: Mapping[str, str] | None,
         body: Any,
     ) -> tuple[httpx.Response | None, Transport | None, str]:
-        """One try: the response, or how the transport failed; plus a reason for messages."""
+        """One try: the response, or how the transport failed; plus a reason for messages.
+        A certificate that fails verification raises ``UntrustedCertificate`` instead."""
         started = time.monotonic()
         try:
             response = self._http.request(method, url, params=params, json=body)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            return None, Transport.NOT_SENT, f"could not connect ({type(exc).__name__})"
         except httpx.TransportError as exc:
+            failure = verification_failure(exc)
+            if failure is not None:  # the same certificate fails every time: never retried
+                raise untrusted(
+                    "Kukkingu",
+                    self._host,
+                    f"{method} {route}",
+                    failure,
+                    verify=self._verify,
+                    setting="under [kukkingu]",
+                ) from None
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+                return None, Transport.NOT_SENT, f"could not connect ({type(exc).__name__})"
             return None, Transport.SENT, f"got no complete answer ({type(exc).__name__})"
         log.debug(
             "kukkingu %s %s -> %s in %.0f ms",

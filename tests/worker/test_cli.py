@@ -54,6 +54,24 @@ def test_config_check_lists_every_problem_and_exits_78(runner: CliRunner, tmp_pa
     assert "  - billing.timezone: unknown IANA time zone 'Nowhere/City'" in result.stderr
 
 
+def test_config_check_refuses_an_unusable_ca_bundle_with_the_rest(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a certificate\n")
+    text = GOOD.replace('token_env = "KK_TOKEN"', 'token_env = "KK_TOKEN"\nca_bundle = "notes.txt"')
+    text += '[[sources]]\nname = "gh"\nkind = "github"\ntoken_env = "GH"\nca_bundle = "ca.pem"\n'
+    path = write_config(tmp_path, text)
+    result = runner.invoke(cli, ["-c", str(path), "config", "check"], env={"KK_TOKEN": None})
+    assert result.exit_code == EX_CONFIG
+    assert result.stderr.splitlines()[1:] == [
+        f"  - kukkingu.ca_bundle: {str(tmp_path / 'notes.txt')!r} holds no PEM certificate "
+        "(-----BEGIN CERTIFICATE-----)",
+        f"  - sources[0].ca_bundle: file {str(tmp_path / 'ca.pem')!r} does not exist",
+        "  - kukkingu.token_env: environment variable KK_TOKEN is not set",
+        "  - sources[0].token_env: environment variable GH is not set",
+    ]
+
+
 def test_config_from_environment_variable(runner: CliRunner, tmp_path: Path) -> None:
     path = write_config(tmp_path, GOOD)
     result = runner.invoke(

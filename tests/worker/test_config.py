@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from pydantic import BaseModel
 
 from worker.config import (
@@ -263,6 +264,115 @@ def test_env_file_fills_missing_secrets_and_real_env_wins(tmp_path: Path) -> Non
     settings = load_config(tmp_path / "billsync.toml", environ={"KK_TOKEN": "from-env"})
     assert settings.secret("KK_TOKEN").get_secret_value() == "from-env"
     assert settings.path == tmp_path / "billsync.toml"
+
+
+# --- ca_bundle: a PEM file of CAs to trust, on [kukkingu] and on each source ---------------
+
+
+@pytest.fixture(scope="module")
+def ca_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "private-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return path
+
+
+def with_github(data: dict[str, Any]) -> dict[str, Any]:
+    data["sources"].append({"name": "gh", "kind": "github", "token_env": "JIRA_TOKEN"})
+    return data
+
+
+def test_ca_bundles_are_optional_and_resolved_from_the_config_file(tmp_path: Path) -> None:
+    assert parse_config(minimal(), environ=ENV).file.kukkingu.ca_bundle is None
+    (tmp_path / "tls").mkdir()
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "tls" / "ca.pem"))
+    path = tmp_path / "billsync.toml"
+    path.write_text(
+        "[kukkingu]\n"
+        f'base_url = "https://kukkingu.internal"\ntenant_id = "{TENANT}"\ntoken_env = "KK_TOKEN"\n'
+        'ca_bundle = "tls/ca.pem"\n'
+        "[[sources]]\n"
+        'name = "gh"\nkind = "github"\nurl = "https://ghe.internal/api/v3"\n'
+        'token_env = "KK_TOKEN"\nca_bundle = "tls/ca.pem"\n'
+    )
+    settings = load_config(path, environ={"KK_TOKEN": "kk-secret-value"})
+    expected = str(tmp_path / "tls" / "ca.pem")  # relative to the file, not the working dir
+    assert settings.file.kukkingu.ca_bundle == expected
+    assert settings.file.sources[0].ca_bundle == expected
+
+
+def test_ca_bundles_on_every_section(ca_pem: Path) -> None:
+    data = with_github(minimal())
+    data["kukkingu"]["ca_bundle"] = str(ca_pem)
+    for source in data["sources"]:
+        source["ca_bundle"] = str(ca_pem)
+    settings = parse_config(data, environ=ENV)
+    assert settings.file.kukkingu.ca_bundle == str(ca_pem)
+    assert [s.ca_bundle for s in settings.file.sources] == [str(ca_pem), str(ca_pem)]
+
+
+def _key_only(path: Path) -> None:
+    trustme.CA().private_key_pem.write_to_path(str(path))
+
+
+def _broken_certificate(path: Path) -> None:
+    path.write_text("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (None, "file {path!r} does not exist"),
+        (Path.mkdir, "{path!r} is a directory, not a PEM file of CA certificates"),
+        (
+            lambda p: p.write_text("just some text\n"),
+            "{path!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+        ),
+        (_key_only, "{path!r} holds no PEM certificate"),
+        (_broken_certificate, "{path!r} is not a usable PEM file of CA certificates"),
+    ],
+    ids=["missing", "directory", "not-pem", "key-only", "broken"],
+)
+@pytest.mark.parametrize(
+    "key", ["kukkingu.ca_bundle", "sources[0].ca_bundle", "sources[1].ca_bundle"]
+)
+def test_an_unusable_ca_bundle_names_the_key_and_the_path(
+    tmp_path: Path, make: Any, problem: str, key: str
+) -> None:
+    path = tmp_path / "ca.pem"
+    if make is not None:
+        make(path)
+    data = with_github(minimal())
+    section = data["kukkingu"] if key.startswith("kukkingu") else data["sources"][int(key[8])]
+    section["ca_bundle"] = str(path)
+    found = problems(data)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{key}: " + problem.format(path=str(path))), found
+
+
+def test_an_unusable_ca_bundle_is_reported_with_every_other_problem(tmp_path: Path) -> None:
+    data = minimal()
+    data["kukkingu"]["ca_bundle"] = "missing-ca.pem"
+    data["sources"][0]["ca_bundle"] = str(tmp_path)  # a directory
+    semantic = problems(data, {"JIRA_EMAIL": "me@example.com", "JIRA_TOKEN": "jt"})
+    assert semantic == [
+        f"kukkingu.ca_bundle: file {str(Path('missing-ca.pem').absolute())!r} does not exist",
+        f"sources[0].ca_bundle: {str(tmp_path)!r} is a directory, not a PEM file of CA "
+        "certificates",
+        "kukkingu.token_env: environment variable KK_TOKEN is not set",
+    ]
+    data["kukkingu"]["tenant_id"] = "tenant-1"  # a key the model refuses: the same pass
+    invalid = problems(data)
+    assert invalid[0].startswith("kukkingu.tenant_id: must be a Kukkingu tenant id")
+    assert invalid[1:] == semantic[:2]
+
+
+def test_an_empty_or_mistyped_ca_bundle_is_refused() -> None:
+    data = minimal()
+    data["kukkingu"]["ca_bundle"] = ""
+    data["sources"][0]["ca_bundle"] = True
+    found = problems(data)
+    assert any(p.startswith("kukkingu.ca_bundle: String should have at least 1") for p in found)
+    assert any(p.startswith("sources[0].ca_bundle: Input should be a valid string") for p in found)
 
 
 @pytest.mark.parametrize(
