@@ -212,11 +212,13 @@ class LineUpdate:
 
 @dataclass(frozen=True, slots=True)
 class DriftItem:
-    """Less time (or a deleted entry) on a line whose invoice is FINALIZED."""
+    """Less time, a deleted entry, or an entry out of every rule (its issue moved to an
+    unmapped project or repository, or labelled non-billable) on a line whose invoice is
+    FINALIZED."""
 
     line_id: int
     entry_key: str
-    kind: Literal["less_time", "entry_deleted"]
+    kind: Literal["less_time", "entry_deleted", "out_of_scope"]
     seconds_delta: int
 
 

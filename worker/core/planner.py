@@ -5,11 +5,15 @@ the same entries in any order give the same plan. For each *group* (what one lin
 contract, currency, period, issue, or one entry of it) it compares what should be billed
 with what the ledger holds:
 
-- lines on FINALIZED invoices are frozen: the time they count stays counted. More time is
-  **late work** (a new line, marked late); less time or a deleted entry is **drift**;
+- lines on FINALIZED invoices are frozen: the time they count stays counted, by entry, in
+  whatever group the entry is in now (an entry whose issue moved to another contract, or
+  whose date moved to another period, is not billed a second time). More time is **late
+  work** (a new line, marked late); less time, a deleted entry, or an entry that left every
+  rule (unmapped, or non-billable) is **drift**;
 - lines on VOID invoices count nothing: their entries are billed again;
 - the one line on a DRAFT invoice (the *live* line) is recomputed and updated in place; when
-  all its entries are gone it becomes 0 / 0, marked ``zeroed``;
+  all its entries are gone (deleted, or out of every rule) it becomes 0 / 0, marked
+  ``zeroed``;
 - a group with time to bill and no live line gets a new line on a draft chosen by
   :class:`_Drafts` (at most 100 lines a draft; the next one is opened when full).
 """
@@ -20,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from worker.core.model import (
@@ -153,9 +158,30 @@ class _Builder:
     drafts: _Drafts
     status_by_draft: dict[int, str]
     key_by_draft: dict[int, DraftKey]
+    # entry key -> seconds counted on FINALIZED lines (any group), and the newest such line
+    covered: dict[str, int] = field(default_factory=dict)
+    holder: dict[str, int] = field(default_factory=dict)
     creates: list[LineCreate] = field(default_factory=list)
     updates: list[LineUpdate] = field(default_factory=list)
     drift: list[DriftItem] = field(default_factory=list)
+
+    def count_frozen(self, lines: Iterable[LedgerLine]) -> None:
+        """What FINALIZED invoices hold, by entry. A line counts as billed there only if it
+        was written; one recorded but never written (its draft closed first) bills nothing."""
+        for line in sorted(lines, key=lambda line: line.id):
+            if self.status_by_draft[line.draft_id] != "FINALIZED" or not line.written_digest:
+                continue
+            for key, seconds in line.entries.items():
+                self.covered[key] = self.covered.get(key, 0) + seconds
+                self.holder[key] = line.id
+
+    def left_behind(self, present: set[str], out_of_scope: set[str]) -> None:
+        """Drift for time a FINALIZED invoice holds whose entry is gone, or left every rule."""
+        for key in sorted(set(self.covered) - present):
+            kind: Literal["entry_deleted", "out_of_scope"] = (
+                "out_of_scope" if key in out_of_scope else "entry_deleted"
+            )
+            self.drift.append(DriftItem(self.holder[key], key, kind, -self.covered[key]))
 
     def visit(
         self,
@@ -164,8 +190,6 @@ class _Builder:
         lines: list[LedgerLine],
         issue: Issue | None,
     ) -> None:
-        # A line counts as billed on a FINALIZED invoice only if it was written there; one
-        # recorded but never written (its draft closed first) bills nothing, anywhere.
         frozen = [
             line
             for line in lines
@@ -173,7 +197,7 @@ class _Builder:
         ]
         live = [line for line in lines if self.status_by_draft[line.draft_id] == "DRAFT"]
         voided = any(self.status_by_draft[line.draft_id] == "VOID" for line in lines)
-        items = self._items(members, frozen)
+        items = self._items(members)
         rule = members[0][1] if members else None
         late = bool(frozen)
 
@@ -218,7 +242,8 @@ class _Builder:
         )
         if content.quantity == ZERO:
             # Never billed and nothing to bill: no line. Less time after an invoice was
-            # finalized is drift, recorded by _items for the entries that caused it.
+            # finalized is drift, recorded by _items for the entries that caused it, or
+            # here for a negative correction.
             self._negative_drift(items, frozen)
             self.drafts.withdraw(slot)  # a draft opened for this line only is not needed
             return
@@ -228,26 +253,20 @@ class _Builder:
         entries = {item.entry_key: item.raw_seconds for item in items}
         self.creates.append(LineCreate(group, slot.key, content, entries, late))
 
-    def _items(self, members: list[tuple[TimeEntry, Rule]], frozen: list[LedgerLine]) -> list[Item]:
-        """What the live line should count; records drift against frozen lines."""
-        covered: dict[str, int] = defaultdict(int)
-        holder: dict[str, int] = {}
-        for line in sorted(frozen, key=lambda line: line.id):
-            for key, seconds in line.entries.items():
-                covered[key] += seconds
-                holder[key] = line.id
+    def _items(self, members: list[tuple[TimeEntry, Rule]]) -> list[Item]:
+        """What the live line should count: each entry's time beyond what FINALIZED invoices
+        already hold of it; less time than they hold is drift."""
         items = []
         for entry, rule in members:
-            before = covered.get(entry.key, 0)
-            if entry.key in covered and entry.seconds < before:
+            before = self.covered.get(entry.key, 0)
+            if entry.key in self.covered and entry.seconds < before:
                 self.drift.append(
-                    DriftItem(holder[entry.key], entry.key, "less_time", entry.seconds - before)
+                    DriftItem(
+                        self.holder[entry.key], entry.key, "less_time", entry.seconds - before
+                    )
                 )
-            elif entry.seconds != before or entry.key not in covered:
+            elif entry.seconds != before or entry.key not in self.covered:
                 items.append(item_for(entry.key, entry.author, entry.seconds, before, rule))
-        present = {entry.key for entry, _ in members}
-        for key in sorted(set(covered) - present):
-            self.drift.append(DriftItem(holder[key], key, "entry_deleted", -covered[key]))
         return items
 
     def _negative_drift(self, items: list[Item], frozen: list[LedgerLine]) -> None:
@@ -412,9 +431,12 @@ def plan(
         status_by_draft={d.id: d.status for d in ledger.drafts},
         key_by_draft={d.id: d.key for d in ledger.drafts},
     )
+    builder.count_frozen(line for group_lines in lines.values() for line in group_lines)
     for group in sorted(set(members) | set(lines)):
         issue = issue_by_id.get((group.source, group.issue_id))
         builder.visit(group, members.get(group, []), lines.get(group, []), issue)
+    present = {entry.key for group_members in members.values() for entry, _ in group_members}
+    builder.left_behind(present, {p.entry_key for p in problems} | set(excluded))
 
     return Plan(
         new_drafts=tuple(builder.drafts.opened),

@@ -162,6 +162,7 @@ class DriftKind(enum.StrEnum):
     LESS_TIME = "less_time"
     ENTRY_DELETED = "entry_deleted"
     ENTRY_EDITED = "entry_edited"
+    OUT_OF_SCOPE = "out_of_scope"  # the entry left every rule (moved, non-billable)
 
 
 ENUM_LENGTH = 32

@@ -353,6 +353,65 @@ def test_a_negative_correction_after_finalizing_is_drift_not_a_line() -> None:
     ]
 
 
+# --- work that leaves every rule ------------------------------------------------------------
+
+
+def test_an_issue_moved_out_of_every_rule_is_zeroed_on_its_draft() -> None:
+    _, ledger = step([entry(1, 1), entry(2, 2)], [issue(1), issue(2)], [rule()])
+    moved = issue(1, project="OTHER", key="OTHER-7")
+    result = run([entry(1, 1), entry(2, 2)], [moved, issue(2)], [rule()], ledger)
+    (update,) = result.updates
+    assert update.zeroed
+    assert (float(update.content.quantity), update.content.amount_minor) == (0, 0)
+    assert [(p.entry_key, p.kind) for p in result.problems] == [("jira:site:worklog:1", "unmapped")]
+    assert result.drift == ()
+
+
+def test_a_relabelled_issue_is_zeroed_and_excluded() -> None:
+    rules = [rule(non_billable_labels=frozenset({"internal"}))]
+    _, ledger = step([entry(1, 1)], [issue(1)], rules)
+    result = run([entry(1, 1)], [issue(1, labels=frozenset({"internal"}))], rules, ledger)
+    (update,) = result.updates
+    assert update.zeroed
+    assert result.excluded == ("jira:site:worklog:1",)
+
+
+@pytest.mark.parametrize("how", ["moved", "relabelled"])
+def test_work_that_left_every_rule_after_finalizing_is_drift_not_deletion(how: str) -> None:
+    rules = [rule(non_billable_labels=frozenset({"internal"}))]
+    ledger = finalized_ledger()
+    line_id = ledger.lines[0].id
+    gone = issue(1, project="OTHER") if how == "moved" else issue(1, labels=frozenset({"internal"}))
+    more = entry(3, 1, H, day=20)  # new time after the move: not for this contract
+    result = run([entry(1, 1), entry(2, 1), more], [gone], rules, ledger, now=DEC)
+    assert result.creates == ()  # no late line on the old contract
+    assert result.new_drafts == ()
+    assert {(d.line_id, d.entry_key, d.kind, d.seconds_delta) for d in result.drift} == {
+        (line_id, "jira:site:worklog:1", "out_of_scope", -H),
+        (line_id, "jira:site:worklog:2", "out_of_scope", -H),
+    }
+
+
+def test_finalized_time_is_not_billed_again_when_its_issue_moves_to_another_contract() -> None:
+    rules = [rule(0), rule(1, contract_id="ctr_b", projects=frozenset({"Q"}))]
+    ledger = finalized_ledger()
+    moved = issue(1, project="Q", key="Q-1")
+    more = entry(3, 1, H // 2, day=20)
+    result = run([entry(1, 1), entry(2, 1), more], [moved], rules, ledger, now=DEC)
+    (create,) = result.creates  # only the new half hour goes to the new contract
+    assert create.group.contract_id == "ctr_b"
+    assert create.entries == {"jira:site:worklog:3": H // 2}
+    assert result.drift == ()  # the finalized invoice keeps the time it billed
+
+
+def test_finalized_time_is_not_billed_again_when_its_date_moves_to_another_period() -> None:
+    ledger = finalized_ledger()
+    redated = entry(2, 1, H, day=2, month=12)  # edited into December
+    result = run([entry(1, 1), redated], [issue(1)], [rule()], ledger, now=DEC)
+    assert result.creates == ()
+    assert result.drift == ()
+
+
 def test_voided_invoice_entries_are_billed_again_on_a_new_draft() -> None:
     _, ledger = step([entry(1, 1), entry(2, 2)], [issue(1), issue(2)], [rule()])
     ledger = set_status(ledger, "ctr_a-2026-11-1", "VOID")
