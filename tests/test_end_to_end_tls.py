@@ -10,7 +10,6 @@ the key can make a client trust the CA.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +52,6 @@ def https(tmp_path: Path) -> Iterator[HttpsSandbox]:
         serve_tls(apps.github_app, files, date_header=False) as github,
     ):
         yield HttpsSandbox(apps, kukkingu, jira, github)
-        # `billsync sync` leaves closing a source's API client (its keep-alive connection) to
-        # the garbage collector; a failed sync leaves it in a reference cycle. Collect it
-        # while the servers run, so each TLS connection closes from both ends.
-        gc.collect()
 
 
 def config(tmp_path: Path, https: HttpsSandbox, *, ca_on: set[str]) -> str:

@@ -186,7 +186,7 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
     from worker.errors import BillsyncError
     from worker.progress import terminal_progress
     from worker.report import plan_lines, summary
-    from worker.sources import open_source
+    from worker.sources import opened_source
     from worker.store import make_engine, session_factory
     from worker.sync import dry_run as plan_only
     from worker.sync import sync
@@ -199,29 +199,29 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
         with kukkingu_client(settings) as client:
             for name in names:
                 try:
-                    source = open_source(settings, settings.source(name))
-                    if dry_run:
-                        result = plan_only(settings, factory, client, source)
-                        click.echo("\n".join(plan_lines(result)))
-                        continue
-                    with (
-                        _inline_locks(settings, redis, name) as (checkpoint, ledger, fence),
-                        terminal_progress(name) as progress,
-                    ):
-                        result = sync(
-                            settings,
-                            factory,
-                            client,
-                            source,
-                            progress=progress,
-                            checkpoint=checkpoint,
-                            ledger_lock=ledger,
-                            fence=fence,
-                        )
-                    click.echo(summary(result))
-                    for what, why in result.ingested.unreachable:
-                        failed = True  # partial: an operator must restore access
-                        click.echo(f"error: {name}: {what}: {why}", err=True)
+                    with opened_source(settings, settings.source(name)) as source:
+                        if dry_run:
+                            result = plan_only(settings, factory, client, source)
+                            click.echo("\n".join(plan_lines(result)))
+                            continue
+                        with (
+                            _inline_locks(settings, redis, name) as (checkpoint, ledger, fence),
+                            terminal_progress(name) as progress,
+                        ):
+                            result = sync(
+                                settings,
+                                factory,
+                                client,
+                                source,
+                                progress=progress,
+                                checkpoint=checkpoint,
+                                ledger_lock=ledger,
+                                fence=fence,
+                            )
+                        click.echo(summary(result))
+                        for what, why in result.ingested.unreachable:
+                            failed = True  # partial: an operator must restore access
+                            click.echo(f"error: {name}: {what}: {why}", err=True)
                 except BillsyncError as exc:
                     failed = True
                     click.echo(f"error: {name}: {exc}", err=True)
@@ -545,7 +545,7 @@ def demo_command(state: _State, wait: bool) -> None:
 def _demo_dashboard(settings: Settings) -> None:
     """Serve the dashboard until Ctrl-C. The demo has no Redis: "Sync now" syncs inline."""
     from worker.dashboard import create_app
-    from worker.sources import open_source
+    from worker.sources import opened_source
     from worker.store import make_engine, session_factory
     from worker.sync import sync
 
@@ -558,12 +558,15 @@ def _demo_dashboard(settings: Settings) -> None:
             with lock, kukkingu_client(settings) as client:
                 try:
                     # the state store's locks, as `billsync sync` takes them without Redis
-                    with _inline_locks(settings, None, source) as (checkpoint, ledger, fence):
+                    with (
+                        opened_source(settings, settings.source(source)) as opened,
+                        _inline_locks(settings, None, source) as (checkpoint, ledger, fence),
+                    ):
                         sync(
                             settings,
                             factory,
                             client,
-                            open_source(settings, settings.source(source)),
+                            opened,
                             checkpoint=checkpoint,
                             ledger_lock=ledger,
                             fence=fence,

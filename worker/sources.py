@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -57,7 +57,7 @@ class SourceBatch:
     entries: tuple[TimeEntry, ...] = ()
     deleted: tuple[str, ...] = ()  # entry keys deleted at the source
     bad: tuple[BadEntry, ...] = ()
-    cursors: Mapping[str, str] = field(default_factory=dict)  # stream -> new value
+    cursors: Mapping[str, str] = field(default_factory=dict)  # stream -> new value ("": drop)
     # parts of the source that stopped answering (a repository the token lost): (what, why).
     # Lost access is not deletion: what was read from them before stays as it is.
     unreachable: tuple[tuple[str, str], ...] = ()
@@ -67,9 +67,10 @@ class SourceContext:
     """What a source may ask the store while it fetches (read-only). This base class
     knows nothing, which suits a first sync, a dry run and tests."""
 
-    def known_issues(self, ids: Collection[str]) -> set[str]:
-        """Which of these issue ids the store has been told about before."""
-        return set()
+    def issue_scopes(self, ids: Collection[str]) -> dict[str, tuple[str, frozenset[int]]]:
+        """The known ones among these issue ids: their project (or repository) and the JQL
+        rules that took them, as last recorded."""
+        return {}
 
     def issue_ids_by_key(self, keys: Collection[str]) -> dict[str, str]:
         """The stable ids of issues known by their current key (``owner/repo#42``)."""
@@ -112,15 +113,22 @@ class StoreContext(SourceContext):
         assert self._factory is not None
         return self._factory()
 
-    def known_issues(self, ids: Collection[str]) -> set[str]:
+    def issue_scopes(self, ids: Collection[str]) -> dict[str, tuple[str, frozenset[int]]]:
+        ordered = sorted(set(ids))
+        found: dict[str, tuple[str, frozenset[int]]] = {}
         with self.factory() as session:
-            return set(
-                session.scalars(
-                    select(SourceIssue.external_id).where(
-                        SourceIssue.source_id == self.source_id, SourceIssue.external_id.in_(ids)
+            for start in range(0, len(ordered), LOOKUP_CHUNK):
+                rows = session.execute(
+                    select(
+                        SourceIssue.external_id, SourceIssue.project, SourceIssue.jql_rules
+                    ).where(
+                        SourceIssue.source_id == self.source_id,
+                        SourceIssue.external_id.in_(ordered[start : start + LOOKUP_CHUNK]),
                     )
                 )
-            )
+                for issue_id, project, rules in rows:
+                    found[issue_id] = (project or "", frozenset(rules or ()))
+        return found
 
     def issue_ids_by_key(self, keys: Collection[str]) -> dict[str, str]:
         with self.factory() as session:
@@ -297,8 +305,12 @@ def _issues_by_id(session: Session, source: Source, ids: Collection[str]) -> dic
 
 
 def _record_cursor(session: Session, source: Source, stream: str, value: str) -> None:
+    """Set a cursor; the empty value removes it."""
     cursor = session.get(Cursor, (source.id, stream))
-    if cursor is None:
+    if not value:
+        if cursor is not None:
+            session.delete(cursor)
+    elif cursor is None:
         session.add(Cursor(source_id=source.id, stream=stream, value=value))
     else:
         cursor.value = value
@@ -464,6 +476,18 @@ def _github(settings: Any, config: Any) -> EntrySource:
 
 # The connectors, by source kind; tests may register stand-ins.
 FACTORIES: dict[str, SourceFactory] = {"jira": _jira, "github": _github}
+
+
+@contextmanager
+def opened_source(settings: Any, config: Any) -> Iterator[EntrySource]:
+    """:func:`open_source`, closing its API client (connections) when done."""
+    source = open_source(settings, config)
+    try:
+        yield source
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
 
 
 def open_source(settings: Any, config: Any) -> EntrySource:

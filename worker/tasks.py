@@ -49,7 +49,7 @@ from worker.config import Settings, load_config
 from worker.coordination import NOT_AFTER, SYNC_TASK
 from worker.errors import ConfigurationError, RetryableError
 from worker.locks import HeldLock, SyncLocks
-from worker.sources import open_source
+from worker.sources import opened_source
 from worker.store import RunTrigger, make_engine, session_factory
 
 log = logging.getLogger("billsync.tasks")
@@ -253,12 +253,15 @@ def _run(
         coordination.begin(
             redis, source, trigger, marker, marker_ttl=config.file.broker.task_time_limit_seconds
         )
-        with kukkingu_client(config) as client:
+        with (
+            kukkingu_client(config) as client,
+            opened_source(config, config.source(source)) as opened,
+        ):
             result = sync(
                 config,
                 session_factory(engine),
                 client,
-                open_source(config, config.source(source)),
+                opened,
                 trigger=RunTrigger(trigger),
                 task_id=task.request.id,
                 checkpoint=lock.check,

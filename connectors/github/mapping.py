@@ -44,6 +44,15 @@ def issue_number(raw: Mapping[str, Any]) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+def issue_repository(raw: Mapping[str, Any]) -> str | None:
+    """``owner/name`` of the repository an issue is in, from its ``repository_url``."""
+    url = raw.get("repository_url")
+    if not isinstance(url, str) or "/repos/" not in url:
+        return None
+    parts = url.rstrip("/").rsplit("/repos/", 1)[1].split("/")
+    return "/".join(parts) if len(parts) == 2 and all(parts) else None
+
+
 def map_issue(source: str, repo: str, raw: Mapping[str, Any]) -> Issue | None:
     issue_id, number = raw.get("id"), raw.get("number")
     if not isinstance(issue_id, int) or not isinstance(number, int):

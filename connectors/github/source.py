@@ -18,9 +18,10 @@ Per configured repository, one fetch yields batches the sync records one transac
    that had comments in step 2 (a deletion and an addition leave the count alone), have
    their comments listed again, with ``If-None-Match`` (a 304 is free of rate limit).
    Entries of the issue that no comment yields any more are deleted. An issue that is no
-   longer listed or answers 404 (gone private, transferred away) is skipped: invisible is
-   not deleted. A no-change sync thus costs a few pages per repository, not one request per
-   issue.
+   longer listed is asked for at its address: transferred (301, followed), it is recorded
+   in its new repository, where no rule may take it; 404 or 410 (gone private, or out of
+   the token's view), it is skipped: invisible is not deleted. A no-change sync thus costs
+   a few pages per repository, not one request per issue.
 
 Every ``since`` re-reads ``overlap_seconds`` behind its cursor; cursors come from GitHub's
 own timestamps.
@@ -37,6 +38,7 @@ from connectors.github.client import GitHubApi, GitHubConfigError, GitHubLostAcc
 from connectors.github.mapping import (
     comment_prefix,
     issue_number,
+    issue_repository,
     map_comment,
     map_issue,
     parse_github_time,
@@ -69,6 +71,9 @@ class GitHubSource:
         self.repos = sorted(set(repos))
         self.zone = zone
         self.overlap = timedelta(seconds=overlap_seconds)
+
+    def close(self) -> None:
+        self.api.close()
 
     def _since(self, cursor: str | None) -> dict[str, str]:
         moment = parse_github_time(cursor)
@@ -251,7 +256,10 @@ class GitHubSource:
         for number, issue_id in sorted(open_here.items()):
             count = counts.get(number)
             if count is None:
-                continue  # not listed (gone private, transferred): invisible is not deleted
+                moved = self._whereabouts(repo, number, issue_id)
+                if moved is not None:
+                    yield SourceBatch(issues=(moved,))
+                continue
             stream = f"count:{issue_id}"
             known = cursors.get(stream, recorded.get(stream))
             if known == str(count) and number not in look.added:
@@ -261,6 +269,23 @@ class GitHubSource:
                 yield batch
         if recorded:
             yield SourceBatch(cursors=recorded)
+
+    def _whereabouts(self, repo: str, number: int, issue_id: str) -> Issue | None:
+        """An issue with lines on an open draft that its repository no longer lists: asked
+        for at its address. Transferred, GitHub answers 301 to where it is now (the client
+        follows it): the issue in its new repository, which no rule may take. Gone from view
+        (404, 410): None, and its lines stay as they are (invisible is not deleted)."""
+        try:
+            answer = self.api.get(
+                f"/repos/{repo}/issues/{number}", route="/repos/{owner}/{repo}/issues/{number}"
+            )
+        except GitHubConfigError:
+            return None
+        raw = answer.data if isinstance(answer.data, dict) else {}
+        now = issue_repository(raw)
+        if str(raw.get("id")) != issue_id or now is None or now.casefold() == repo.casefold():
+            return None
+        return map_issue(self.name, now, raw)
 
     def _relist(
         self,

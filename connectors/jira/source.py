@@ -4,13 +4,19 @@ One fetch yields batches the sync records one transaction each (cursor included)
 
 1. **issues** of the configured projects (``project in (...)``) and of each JQL rule (those
    are tagged with the rule's index), updated since the ``issues`` cursor, through
-   ``/search/jql`` with ``nextPageToken`` and explicit fields; the cursor moves only after
-   the last page;
+   ``/search/jql`` with ``nextPageToken`` and explicit fields; then, by id, the issues with
+   lines on open drafts that those searches did not return but that changed (they may have
+   left every rule); the cursor moves only after all of it;
 2. **worklogs**: ``/worklog/updated?since=`` pages (at most 1000 ids each), each page's
    worklogs read with one ``POST /worklog/list``; the issues of those worklogs that step 1
-   did not return (other projects, issues moved in) are looked up by id. Each page is a
+   did not return are looked up by id when billsync has never seen them (other projects,
+   issues moved in) or holds them as in scope (they may have moved out). Each page is a
    batch whose cursor is the page's ``until``;
 3. **deletions**: ``/worklog/deleted?since=`` pages, cursor ``until`` likewise.
+
+A configured project Jira refuses (the account lost Browse projects there) is reported as
+unreachable and the others are read; its cursors at that moment are kept (``lost:<key>``)
+and restored when it answers again, so nothing logged on it meanwhile is skipped.
 
 Every feed re-reads an overlap (``overlap_seconds``, at least 60) behind its cursor:
 Jira leaves out the last minute and its search is eventually consistent. Re-read entries
@@ -35,6 +41,7 @@ from worker.store import SourceKind
 log = logging.getLogger("billsync.jira")
 
 ISSUE_FIELDS = ("summary", "project", "labels", "issuetype", "updated")
+LOST = "lost:"  # cursor of a project that stopped answering: the cursors when it was lost
 ID_CHUNK = 100  # issue ids per `id in (...)` query, to keep the JQL short
 
 
@@ -80,20 +87,70 @@ class JiraSource:
         local = datetime.fromtimestamp(since, UTC).astimezone(self._user_zone())
         return f' AND updated >= "{local.strftime("%Y/%m/%d %H:%M")}"'
 
-    def _searches(self, cursor: str | None) -> list[tuple[str, frozenset[int]]]:
-        since = self._since_clause(cursor)
-        searches: list[tuple[str, frozenset[int]]] = []
-        if self.projects:
-            keys = ", ".join(_quote(p) for p in self.projects)
-            searches.append((f"project in ({keys}){since} ORDER BY updated ASC", frozenset()))
-        for index, jql in sorted(self.jql_rules.items()):
-            searches.append((f"({jql}){since} ORDER BY updated ASC", frozenset({index})))
-        return searches
+    def _rule_searches(self, since: str) -> list[tuple[str, frozenset[int]]]:
+        """Each JQL rule's search, its issues tagged with the rule."""
+        return [
+            (f"({jql}){since} ORDER BY updated ASC", frozenset({index}))
+            for index, jql in sorted(self.jql_rules.items())
+        ]
 
-    def _issue_pages(self, jql: str, tags: frozenset[int]) -> Iterator[list[Issue]]:
+    # --- projects that stop answering ---------------------------------------------------------
+
+    def _lost(self, key: str) -> str | None:
+        """Why project ``key`` does not answer (Jira refuses a JQL naming a project the
+        account cannot browse, or that is gone), or None if it does."""
+        try:
+            next(iter(self.api.search(f"project = {_quote(key)}", ("id",))), None)
+        except JiraQueryRefused as exc:
+            return (
+                f"{exc}: the account cannot browse project {key} (any more), or it is gone; "
+                "its billed lines stay as they are"
+            )
+        return None
+
+    def _reachable(self, cursors: Mapping[str, str]) -> tuple[list[str], dict[str, str], list[str]]:
+        """(projects to search, lost projects and why, projects answering again): the
+        projects lost at an earlier sync are asked first, alone."""
+        lost: dict[str, str] = {}
+        back: list[str] = []
+        for key in self.projects:
+            if f"{LOST}{key}" in cursors:
+                why = self._lost(key)
+                if why is None:
+                    back.append(key)
+                else:
+                    lost[key] = why
+        return [p for p in self.projects if p not in lost], lost, back
+
+    def _project_pages(
+        self, since: str, projects: list[str], lost: dict[str, str]
+    ) -> Iterator[list[Issue]]:
+        """The issues of ``projects`` updated ``since``. A refused search (a project that
+        stopped answering) finds the lost projects, adds them to ``lost`` and searches the
+        rest; only a refusal of the first page can be that."""
+        pages = self._issue_pages(_in_projects(projects, since), frozenset())
+        try:
+            first = next(pages, None)
+        except JiraQueryRefused:
+            lost |= {key: why for key in projects if (why := self._lost(key)) is not None}
+            rest = [p for p in projects if p not in lost]
+            if len(rest) == len(projects):
+                raise  # not a project: the query itself is refused
+            if rest:
+                yield from self._project_pages(since, rest, lost)
+            return
+        if first is not None:
+            yield first
+            yield from pages
+
+    def _issue_pages(
+        self, jql: str, tags: frozenset[int], *, cursor: bool = True
+    ) -> Iterator[list[Issue]]:
+        """Pages of a search; ``cursor``: their ``updated`` may move the issues cursor (the
+        project and rule searches only: a lookup by id is not a complete read of anything)."""
         for page in self.api.search(jql, ISSUE_FIELDS):
             page = [raw for raw in page if isinstance(raw, Mapping)]  # drift: skip, never crash
-            for raw in page:
+            for raw in page if cursor else ():
                 fields = raw.get("fields")
                 updated = parse_jira_datetime(
                     fields.get("updated") if isinstance(fields, Mapping) else None
@@ -102,51 +159,109 @@ class JiraSource:
                     self._newest_ms = max(self._newest_ms, int(updated.timestamp() * 1000))
             yield [i for i in (map_issue(self.name, raw, tags) for raw in page) if i is not None]
 
-    def _issues_by_id(self, ids: Sequence[str]) -> list[Issue]:
+    def _issues_by_id(self, ids: Sequence[str], since: str = "") -> list[Issue]:
+        """The issues with these ids (updated ``since``, a JQL clause, when given); ids Jira
+        does not know (deleted, or in a project the account cannot see) are left out."""
         found: list[Issue] = []
         for start in range(0, len(ids), ID_CHUNK):
             chunk = ids[start : start + ID_CHUNK]
             try:
-                found.extend(self._search_ids(chunk))
+                found.extend(self._search_ids(chunk, since))
             except JiraQueryRefused:
                 # Jira refuses the whole `id in (...)` when one id does not exist (a worklog
                 # of a deleted issue, a broken issueId): ask for each alone and leave the
                 # missing ones out; their entries show as unmapped work naming the issue.
                 for one in chunk if len(chunk) > 1 else ():
                     try:
-                        found.extend(self._search_ids([one]))
+                        found.extend(self._search_ids([one], since))
                     except JiraQueryRefused as exc:
                         log.info("jira issue %s not found: %s", one, exc)
         return found
 
-    def _search_ids(self, ids: Sequence[str]) -> list[Issue]:
+    def _search_ids(self, ids: Sequence[str], since: str = "") -> list[Issue]:
         if not all(i.isdigit() for i in ids):
             raise JiraQueryRefused(f"issue ids {list(ids)} are not all numeric")
         found: list[Issue] = []
-        for page in self._issue_pages(f"id in ({', '.join(ids)})", frozenset()):
+        for page in self._issue_pages(
+            f"id in ({', '.join(ids)}){since}", frozenset(), cursor=False
+        ):
             found.extend(page)
         return found
+
+    def _reread(self, ids: Sequence[str], since: str = "") -> list[Issue]:
+        """Issues billsync holds as in scope, read again by id (those updated ``since``),
+        each tagged with the JQL rules that still take it: they may have left every rule."""
+        found = {issue.issue_id: issue for issue in self._issues_by_id(ids, since)}
+        ordered = sorted(found, key=_numeric)
+        for index, jql in sorted(self.jql_rules.items()):
+            for start in range(0, len(ordered), ID_CHUNK):
+                chunk = ", ".join(ordered[start : start + ID_CHUNK])
+                for page in self._issue_pages(
+                    f"({jql}) AND id in ({chunk})", frozenset({index}), cursor=False
+                ):
+                    for issue in page:
+                        old = found[issue.issue_id]
+                        found[issue.issue_id] = replace(old, jql_rules=old.jql_rules | {index})
+        return [found[i] for i in ordered]
+
+    def close(self) -> None:
+        self.api.close()
 
     # --- the fetch ---------------------------------------------------------------------------
 
     def fetch(
         self, cursors: Mapping[str, str], context: SourceContext | None = None
     ) -> Iterator[SourceBatch]:
+        context = context or SourceContext()
+        projects, lost, back = self._reachable(cursors)
+        if back:
+            # A project that answers again: what changed in it while it did not answer was
+            # skipped by the cursors, so they go back to where they were when it was lost.
+            cursors = _rewound(cursors, [cursors[f"{LOST}{key}"] for key in back])
         # The issues cursor is the newest `updated` Jira reported (its clock, not ours).
         self._newest_ms = int(cursors.get("issues", "0"))
+        since = self._since_clause(cursors.get("issues"))
         tagged: dict[str, Issue] = {}
-        for jql, tags in self._searches(cursors.get("issues")):
+
+        def take(page: list[Issue]) -> SourceBatch:
+            for issue in page:  # an issue several rules take keeps every tag
+                old = tagged.get(issue.issue_id)
+                if old is not None:
+                    issue = replace(issue, jql_rules=old.jql_rules | issue.jql_rules)
+                tagged[issue.issue_id] = issue
+            return SourceBatch(issues=tuple(page))
+
+        if projects:
+            for page in self._project_pages(since, projects, lost):
+                yield take(page)
+        for jql, tags in self._rule_searches(since):
             for page in self._issue_pages(jql, tags):
-                for issue in page:  # an issue several rules take keeps every tag
-                    old = tagged.get(issue.issue_id)
-                    if old is not None:
-                        issue = replace(issue, jql_rules=old.jql_rules | issue.jql_rules)
-                    tagged[issue.issue_id] = issue
-                yield SourceBatch(issues=tuple(page))
+                yield take(page)
+        if lost:
+            marks = f"{cursors.get('issues', '0')},{cursors.get('worklog_updated', '0')}"
+            yield SourceBatch(
+                unreachable=tuple((f"project {key}", why) for key, why in sorted(lost.items())),
+                cursors={f"{LOST}{key}": cursors.get(f"{LOST}{key}", marks) for key in lost},
+            )
+        # An issue with lines on an open draft that the searches did not return, but that
+        # changed, may have left every rule (moved to another project, out of a rule's JQL):
+        # read it again by id, before the cursor moves past the change. Issues of a lost
+        # project are not asked for: Jira would not know them.
+        stale = [i for i, _ in context.open_issues() if i not in tagged and i.isdigit()]
+        if stale and lost:
+            scopes = context.issue_scopes(stale)
+            stale = [i for i in stale if scopes.get(i, ("", None))[0] not in lost]
+        if stale:
+            moved = self._reread(sorted(stale, key=_numeric), since)
+            tagged |= {issue.issue_id: issue for issue in moved}
+            if moved:
+                yield SourceBatch(issues=tuple(moved))
         yield SourceBatch(cursors={"issues": str(self._newest_ms)})
 
-        yield from self._worklog_batches(cursors, set(tagged), context or SourceContext())
+        yield from self._worklog_batches(cursors, set(tagged), context)
         yield from self._deletion_batches(cursors)
+        if back:  # read again in full: forget the marks
+            yield SourceBatch(cursors={f"{LOST}{key}": "" for key in back})
 
     def _worklog_batches(
         self,
@@ -167,8 +282,16 @@ class JiraSource:
                 else:
                     bad.append(mapped)
             unknown = {e.issue_id for e in entries} - known
-            unknown -= context.known_issues(unknown) if unknown else set()
+            scopes = context.issue_scopes(unknown) if unknown else {}
+            # Known issues are not asked for again, except those held as in scope that the
+            # searches did not return: they may have left every rule since.
+            stale = sorted(
+                (i for i, (project, rules) in scopes.items() if project in self.projects or rules),
+                key=_numeric,
+            )
+            unknown -= set(scopes)
             issues = self._issues_by_id(sorted(unknown, key=_numeric)) if unknown else []
+            issues += self._reread(stale) if stale else []
             known |= {e.issue_id for e in entries}
             previous = _cursor(page, previous)
             yield SourceBatch(
@@ -189,6 +312,23 @@ class JiraSource:
             )
             previous = _cursor(page, previous)
             yield SourceBatch(deleted=deleted, cursors={"worklog_deleted": str(previous)})
+
+
+def _in_projects(projects: Sequence[str], since: str) -> str:
+    keys = ", ".join(_quote(p) for p in projects)
+    return f"project in ({keys}){since} ORDER BY updated ASC"
+
+
+def _rewound(cursors: Mapping[str, str], marks: Sequence[str]) -> dict[str, str]:
+    """``cursors`` with the issues and worklog cursors back at the earliest of ``marks``
+    (``"<issues>,<worklog_updated>"``, as recorded when a project was lost)."""
+    out = dict(cursors)
+    for mark in marks:
+        issues, _, worklogs = mark.partition(",")
+        for stream, value in (("issues", issues), ("worklog_updated", worklogs)):
+            if value.isdigit() and int(value) < int(out.get(stream, "0") or "0"):
+                out[stream] = value
+    return out
 
 
 def _cursor(page: Mapping[str, object], previous: int) -> int:

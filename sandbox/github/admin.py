@@ -12,6 +12,8 @@ Loopback only, never counted, never faulted, no ``x-ratelimit-*``. Answers are
     POST   /_sandbox/issues                {"repo": "o/r", "title", "body"?, "labels"?,
                                             "is_pr"?, "user"?, "created_at"?}
     PATCH  /_sandbox/issues/{o}/{r}/{n}    {"title"?, "body"?, "labels"?, "state"?, "user"?}
+    POST   /_sandbox/issues/{o}/{r}/{n}/transfer  {"repo": "o/x"}: same id and comments, the
+                                            next number there; the old address answers 301
     POST   /_sandbox/comments              {"repo", "issue", "body", "user"?, "created_at"?}
     PATCH  /_sandbox/comments/{id}         {"body"}: updated_at moves, the issue's does not
     DELETE /_sandbox/comments/{id}         204: gone everywhere, no trace
@@ -85,6 +87,10 @@ class IssuePatch(_Body):
     labels: list[str] | None = None
     state: Literal["open", "closed"] | None = None
     user: str = DEMO_LOGIN
+
+
+class IssueTransfer(_Body):
+    repo: str  # "owner/name" it goes to
 
 
 class CommentCreate(_Body):
@@ -221,6 +227,14 @@ def create_github_admin_app(app: GitHubApp) -> ASGIApp:
         )
         return ok(issue_json(state.repo(repo_name), issue))
 
+    async def transfer_issue(request: Request) -> Response:
+        body = await _parse(request, IssueTransfer)
+        params = request.path_params
+        issue = state.transfer_issue(
+            f"{params['owner']}/{params['repo']}", params["number"], body.repo
+        )
+        return ok(issue_json(state.repo(body.repo), issue))
+
     async def add_comment(request: Request) -> Response:
         body = await _parse(request, CommentCreate)
         comment = state.add_comment(
@@ -274,6 +288,11 @@ def create_github_admin_app(app: GitHubApp) -> ASGIApp:
             f"{prefix}/issues/{{owner}}/{{repo}}/{{number:int}}",
             guarded(patch_issue),
             methods=["PATCH"],
+        ),
+        Route(
+            f"{prefix}/issues/{{owner}}/{{repo}}/{{number:int}}/transfer",
+            guarded(transfer_issue),
+            methods=["POST"],
         ),
         Route(f"{prefix}/comments", guarded(add_comment), methods=["POST"]),
         Route(f"{prefix}/comments/{{comment_id}}", guarded(edit_comment), methods=["PATCH"]),

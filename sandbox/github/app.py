@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
@@ -78,6 +78,9 @@ DOC_REPO_COMMENTS = (
 )
 DOC_ISSUE_COMMENTS = "https://docs.github.com/rest/issues/comments#list-issue-comments"
 DOC_COMMENT = "https://docs.github.com/rest/issues/comments#get-an-issue-comment"
+DOC_REDIRECTS = (
+    "https://docs.github.com/rest/guides/best-practices-for-using-the-rest-api#follow-redirects"
+)
 DOC_USER = "https://docs.github.com/rest/users/users#get-the-authenticated-user"
 DOC_A_USER = "https://docs.github.com/rest/users/users#get-a-user"
 
@@ -96,6 +99,7 @@ class GitHubError(Exception):
         *,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        url: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -103,11 +107,14 @@ class GitHubError(Exception):
         self.documentation_url = documentation_url
         self.errors = errors
         self.headers = headers or {}
+        self.url = url  # a redirect's target, also in the body (GitHub's 301 shape)
 
     def response(self) -> Response:
         body: dict[str, Any] = {"message": self.message}
         if self.errors is not None:
             body["errors"] = self.errors
+        if self.url is not None:
+            body["url"] = self.url
         body["documentation_url"] = self.documentation_url
         body["status"] = str(self.status)
         return json_response(body, self.status, self.headers)
@@ -469,11 +476,27 @@ class GitHubRoutes:
         render = self._renderer(request)
         return Result([render.issue(repo, i, counts.get(i.number, 0)) for i in page], link)
 
+    def _moved(
+        self, request: Request, caller: Caller, repo: Repo, documentation_url: str
+    ) -> NoReturn:
+        """A transferred issue's old address answers 301 to its new one, when the caller can
+        see where it went; else 404 (GitHub's "Get an issue")."""
+        number = request.path_params["number"]
+        issue = self.state.moved_issue(repo.id, number)
+        target = self.state.repo_by_id(issue.repo_id) if issue is not None else None
+        if issue is None or target is None or not self.state.can_see(target, caller.login):
+            raise not_found(documentation_url)
+        tail = request.url.path.split(f"/issues/{number}", 1)[1]
+        location = f"{api_root(request)}/repositories/{target.id}/issues/{issue.number}{tail}"
+        raise GitHubError(
+            301, "Moved Permanently", DOC_REDIRECTS, headers={"location": location}, url=location
+        )
+
     def get_issue(self, request: Request, caller: Caller) -> Result:
         repo = self._repo(request, caller, DOC_ISSUE)
         issue = self.state.find_issue(repo.id, request.path_params["number"])
         if issue is None:
-            raise not_found(DOC_ISSUE)
+            self._moved(request, caller, repo, DOC_ISSUE)
         count = self.state.comment_counts(repo.id).get(issue.number, 0)
         body = self._renderer(request).issue(repo, issue, count, single=True)
         return Result(body, last_modified=issue.updated)
@@ -516,7 +539,7 @@ class GitHubRoutes:
         repo = self._repo(request, caller, DOC_ISSUE_COMMENTS)
         number = request.path_params["number"]
         if self.state.find_issue(repo.id, number) is None:
-            raise not_found(DOC_ISSUE_COMMENTS)
+            self._moved(request, caller, repo, DOC_ISSUE_COMMENTS)
         since = parse_since(request.query_params.get("since"), "IssueComment", DOC_ISSUE_COMMENTS)
         comments = [
             c

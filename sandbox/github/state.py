@@ -135,6 +135,8 @@ class _Store:
     repo_names: dict[str, int] = field(default_factory=dict)  # case-folded full name
     issues: dict[tuple[int, int], Issue] = field(default_factory=dict)  # (repo, number)
     comments: dict[int, Comment] = field(default_factory=dict)
+    # (repo, number) an issue was transferred away from -> its id (it keeps it)
+    moved: dict[tuple[int, int], int] = field(default_factory=dict)
     budgets: dict[str, _Budget] = field(default_factory=dict)
     limits: dict[str, int] = field(default_factory=dict)  # bucket -> limit set by admin
     next_account_id: int = FIRST_ACCOUNT_ID
@@ -344,6 +346,38 @@ class GitHubState:
         if found is None:
             raise NotFound(f"{repo.full_name}#{number} does not exist")
         return found
+
+    def transfer_issue(self, repo_name: str, number: int, to_repo: str) -> Issue:
+        """Move an issue (not a pull request) to another repository, as GitHub's transfer
+        does: it keeps its id and its comments (and their ids), gets the next number there,
+        and keeps the labels the new repository has. Its old address remembers where it went."""
+        with self._lock:
+            issue = self.issue(repo_name, number)
+            target = self.repo(to_repo)
+            if issue.is_pr:
+                raise Invalid("pull requests cannot be transferred")
+            if target.id == issue.repo_id:
+                raise Invalid(f"{repo_name}#{number} is already in {target.full_name}")
+            old = (issue.repo_id, issue.number)
+            del self._s.issues[old]
+            self._s.moved[old] = issue.id
+            for comment in self._s.comments.values():
+                if (comment.repo_id, comment.issue_number) == old:
+                    comment.repo_id, comment.issue_number = target.id, target.next_number
+            issue.repo_id, issue.number = target.id, target.next_number
+            issue.labels = tuple(name for name in issue.labels if name.casefold() in target.labels)
+            issue.updated = self.clock.epoch()
+            target.next_number += 1
+            self._s.issues[(target.id, issue.number)] = issue
+            return issue
+
+    def moved_issue(self, repo_id: int, number: int) -> Issue | None:
+        """Where an issue transferred away from this address is now."""
+        with self._lock:
+            issue_id = self._s.moved.get((repo_id, number))
+            if issue_id is None:
+                return None
+            return next((i for i in self._s.issues.values() if i.id == issue_id), None)
 
     def repo_issues(self, repo_id: int) -> list[Issue]:
         with self._lock:

@@ -6,6 +6,8 @@ Loopback only, never counted, never faulted. Answers are ``{"data": ...}``; erro
 
     GET    /_sandbox/clock                  {"data": {"now", "nowMs", "frozen"}}
     POST   /_sandbox/clock                  {"now": iso} freeze at | {"advance": s} | {"real": true}
+    PATCH  /_sandbox/projects/{key}         {"browse": false} the API account loses Browse
+                                             projects there (true gives it back)
     POST   /_sandbox/issues                 {"project" | "key", "summary", "labels"?, "issuetype"?}
     PATCH  /_sandbox/issues/{key}           {"summary"?, "labels"?, "issuetype"?}
     POST   /_sandbox/issues/{key}/move      {"project": "NEW"} → new key NEW-n, same id
@@ -57,6 +59,10 @@ class IssueCreate(_Body):
     summary: str = Field(min_length=1)
     labels: list[str] = Field(default_factory=list)
     issuetype: str = "Task"
+
+
+class ProjectPatch(_Body):
+    browse: bool  # may the API account browse the project
 
 
 class IssuePatch(_Body):
@@ -162,6 +168,11 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
         )
         return ok(issue_json(issue, zone))
 
+    async def patch_project(request: Request) -> Response:
+        body = await _parse(request, ProjectPatch)
+        project = state.set_browsable(request.path_params["key"], body.browse)
+        return ok({"key": project.key, "name": project.name, "browse": project.browsable})
+
     async def move_issue(request: Request) -> Response:
         body = await _parse(request, IssueMove)
         return ok(issue_json(state.move_issue(request.path_params["key"], body.project), zone))
@@ -208,6 +219,7 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
     prefix = ADMIN_PREFIX
     routes: list[BaseRoute] = [
         *clock_routes(state.clock),
+        Route(f"{prefix}/projects/{{key}}", guarded(patch_project), methods=["PATCH"]),
         Route(f"{prefix}/issues", guarded(add_issue), methods=["POST"]),
         Route(f"{prefix}/issues/{{key}}", guarded(patch_issue), methods=["PATCH"]),
         Route(f"{prefix}/issues/{{key}}/move", guarded(move_issue), methods=["POST"]),

@@ -234,7 +234,7 @@ class JiraRoutes:
 
     def _issue(self, id_or_key: str) -> Issue:
         issue = self.state.find_issue(id_or_key)
-        if issue is None:
+        if issue is None or not self.state.browsable(issue):
             raise JiraError(404, ISSUE_NOT_FOUND)
         return issue
 
@@ -324,17 +324,21 @@ class JiraRoutes:
         return self._matching(query, user)
 
     def _matching(self, query: jql.Query, user: User) -> list[Issue]:
+        # A project the account cannot browse, and its issues, do not exist for its JQL.
         def project_key(value: str) -> str | None:
             project = self.state.project(value)
-            return project.key if project is not None else None
+            return project.key if project is not None and project.browsable else None
 
         def issue_id(value: str) -> int | None:
             issue = self.state.find_issue(value)
-            return issue.id if issue is not None else None
+            return issue.id if issue is not None and self.state.browsable(issue) else None
 
         ctx = jql.Context(user.time_zone, self.state.clock.now(), project_key, issue_id)
         predicate = jql.compile_query(query, ctx)
-        return jql.sort_issues([i for i in self.state.issues() if predicate(i)], query.order)
+        return jql.sort_issues(
+            [i for i in self.state.issues() if self.state.browsable(i) and predicate(i)],
+            query.order,
+        )
 
     async def search_jql(self, request: Request) -> Response:
         caller = self._caller(request)
@@ -494,7 +498,12 @@ class JiraRoutes:
                 f"The number of worklog ids must not exceed {WORKLOG_LIST_MAX} (got {len(ids)})."
             )
         return JSONResponse(
-            [caller.render.worklog(w) for w in self.state.worklogs_by_ids(_ids(ids))]
+            [
+                caller.render.worklog(w)
+                for w in self.state.worklogs_by_ids(_ids(ids))
+                if (issue := self.state.find_issue(w.issue_id)) is None
+                or self.state.browsable(issue)
+            ]
         )
 
 

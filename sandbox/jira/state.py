@@ -49,6 +49,9 @@ class Project:
     key: str
     name: str
     next_number: int = 1
+    # False: the API account lost its Browse projects permission here (or the project is
+    # gone for it): searches, issue reads and worklog lists act as if it did not exist
+    browsable: bool = True
 
 
 @dataclass(slots=True)
@@ -262,6 +265,20 @@ class JiraState:
             self._s.keys[key] = issue.id
             self._s.by_issue[issue.id] = []
             return issue
+
+    def set_browsable(self, key: str, browsable: bool) -> Project:
+        with self._lock:
+            project = self._s.projects.get(key.upper())
+            if project is None:
+                raise NotFound(f"project {key} does not exist")
+            project.browsable = browsable
+            return project
+
+    def browsable(self, issue: Issue) -> bool:
+        """Whether the API account may see ``issue`` (its project's Browse permission)."""
+        with self._lock:
+            project = self._s.projects.get(issue.project_key)
+            return project is not None and project.browsable
 
     def find_issue(self, id_or_key: str | int) -> Issue | None:
         """By id, current key or any key the issue had before a move (Jira redirects those)."""

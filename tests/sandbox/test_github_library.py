@@ -220,3 +220,44 @@ def test_server_error_in_the_middle_of_paging(small_pages, github):
     with pytest.raises(GithubException) as caught:
         list(pages)
     assert caught.value.status == 500
+
+
+def test_a_transferred_issue_answers_301_and_the_library_follows_it(gh, github):
+    """GitHub: "Get an issue" answers 301 Moved Permanently for a transferred issue, and 404
+    when the caller cannot see where it went. The issue keeps its id and comments."""
+    github.add_repo("acme/archive")
+    github.add_repo("acme/vault", private=True)
+    website = gh.get_repo("acme/website")
+    issue = next(i for i in website.get_issues(state="all") if i.pull_request is None)
+    comments = [c.id for c in issue.get_comments()]
+    moved = github._admin(
+        "POST", f"/issues/acme/website/{issue.number}/transfer", json={"repo": "acme/archive"}
+    )
+    with github.http() as http:
+        raw = http.get(f"/repos/acme/website/issues/{issue.number}")
+        assert raw.status_code == 301
+        archive = gh.get_repo("acme/archive")
+        target = f"{github.url}/repositories/{archive.id}/issues/{moved['number']}"
+        assert raw.headers["location"] == target
+        assert raw.json()["message"] == "Moved Permanently"
+        assert raw.json()["url"] == target
+    followed = website.get_issue(issue.number)  # PyGithub follows a same-host 301
+    assert followed.id == issue.id
+    assert followed.repository_url.endswith("/repos/acme/archive")
+    assert [c.id for c in followed.get_comments()] == comments
+    assert issue.number not in [i.number for i in website.get_issues(state="all")]
+
+    other = next(
+        i for i in website.get_issues(state="all") if i.pull_request is None and i.id != issue.id
+    )
+    github._admin(
+        "POST", f"/issues/acme/website/{other.number}/transfer", json={"repo": "acme/vault"}
+    )
+    with github.http(token=OTHER_TOKEN) as http:
+        assert http.get(f"/repos/acme/website/issues/{other.number}").status_code == 404
+    carol = github.pygithub(OTHER_TOKEN)
+    try:
+        with pytest.raises(UnknownObjectException):  # carol cannot see acme/vault
+            carol.get_repo("acme/website").get_issue(other.number)
+    finally:
+        carol.close()

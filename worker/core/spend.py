@@ -1,4 +1,4 @@
-"""``/spend`` lines in GitHub comments (pure): the grammar of SPEC §4, strictly.
+"""``/spend`` lines in GitHub comments (pure): the grammar (docs/github.md), strictly.
 
     /spend <duration> [YYYY-MM-DD]
 
