@@ -26,24 +26,21 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.kukkingu import (
-    Billable,
-    BillableReplace,
     Invoice,
     InvoiceReplace,
     KukkinguClient,
     KukkinguConflict,
     KukkinguOutcomeUnknown,
     KukkinguRejected,
-    NewBillable,
     NewInvoice,
 )
+from connectors.kukkingu.mapping import billable_replace, new_billable
+from connectors.kukkingu.mapping import content_of as held_content
 from worker.core.model import MAX_LINES_PER_DRAFT, LineContent
 from worker.errors import FatalError
 from worker.ledger import confirm, content_of, restore_confirmed, unbill
@@ -87,34 +84,6 @@ class ApplyCounts:
     lines_updated: int = 0
     drafts_updated: int = 0
     lines_rejected: int = 0  # refused by Kukkingu (400/422): isolated, not sent again
-
-
-def billable_content(billable: Billable) -> LineContent:
-    """A billable as Kukkingu holds it, in the ledger's terms (for adoption)."""
-    return LineContent(
-        reference_type=billable.reference_type or "",
-        reference_id=billable.reference_id or "",
-        description=billable.description,
-        quantity=billable.quantity.quantize(Decimal("0.01")),
-        amount_minor=billable.amount_minor,
-        currency=billable.currency_code,
-        position=billable.order or 0,
-        metadata=billable.metadata or {},
-    )
-
-
-def _billable_fields(content: LineContent) -> dict[str, Any]:
-    """The billable payload (create or full replace) for a line's content."""
-    return {
-        "description": content.description,
-        "quantity": content.quantity,
-        "amount_minor": content.amount_minor,
-        "currency_code": content.currency,
-        "reference_type": content.reference_type,
-        "reference_id": content.reference_id,
-        "metadata": dict(content.metadata),
-        "order": content.position,
-    }
 
 
 class Applier:
@@ -211,7 +180,7 @@ class Applier:
         if not unsent and not changed:
             return 0, 0
         held = {
-            b.id: billable_content(b)
+            b.id: held_content(b)
             for invoice_id in changed
             for b in self.client.list_billables(invoice_id)
         }
@@ -290,7 +259,7 @@ class Applier:
                 if billable is None or line.kukkingu_id is not None:
                     continue
                 line.kukkingu_id = billable.id
-                line.payload_hash = billable_content(billable).digest()
+                line.payload_hash = held_content(billable).digest()
                 line.state = LineState.PENDING
                 if line.payload_hash == content_of(line).digest():
                     line.state = LineState.SYNCED
@@ -427,9 +396,7 @@ class Applier:
         }
         intent_id = self._intend(IntentKind.CREATE_BILLABLES, draft_id, payload)
         try:
-            created = self.client.create_billables(
-                invoice_id, [NewBillable(**_billable_fields(c)) for _, c in batch]
-            )
+            created = self.client.create_billables(invoice_id, [new_billable(c) for _, c in batch])
         except KukkinguOutcomeUnknown:
             self.checkpoint("lines.lost")
             self._adopt_billables(draft_id)
@@ -524,7 +491,7 @@ class Applier:
             ]
         for done, (line_id, draft_id, billable_id, content) in enumerate(todo, 1):
             intent_id = self._intend(IntentKind.UPDATE_BILLABLE, draft_id, {"lineId": line_id})
-            body = BillableReplace(**_billable_fields(content))
+            body = billable_replace(content)
             try:
                 self.client.replace_billable(str(billable_id), body)
             except KukkinguConflict as exc:
