@@ -24,7 +24,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -35,10 +34,19 @@ from urllib.parse import urlsplit
 import requests
 from github import Auth, Github
 from pydantic import SecretStr
-from requests.utils import parse_header_links
 
-from connectors.retry import Attempt, GiveUp, RetryPolicy, Transport, decide, parse_retry_after
-from connectors.tls import host_of, untrusted, verification_failure
+from connectors.http import (
+    Failed,
+    LoopGuard,
+    RepeatedPage,
+    Trust,
+    call,
+    next_link,
+    transport_failure,
+    tries,
+)
+from connectors.retry import Attempt, GiveUp, RetryPolicy, parse_retry_after
+from connectors.tls import host_of
 from worker.errors import ConfigurationError, FatalError, RetryableError
 
 log = logging.getLogger("billsync.github")
@@ -158,51 +166,44 @@ class GitHubApi:
         """One GET with retries; ``path`` is relative to the API or an absolute Link URL."""
         what = f"GET {route or path}"
         headers = {"If-None-Match": etag} if etag else {}
-        number = 0
-        while True:
-            number += 1
+
+        def once(number: int) -> Answer | Failed:
             self.request_counts[what] = self.request_counts.get(what, 0) + 1
             try:
                 status, response_headers, body = self._github.requester.requestJson(
                     "GET", path, dict(params) if params else None, headers
                 )
             except requests.RequestException as exc:
-                self._raise_if_untrusted(exc, what)  # never retried: the same certificate fails
-                attempt = Attempt(number, True, transport=Transport.SENT)
-                reason = f"could not be reached ({type(exc).__name__})"
-            else:
-                if status == 304:
-                    return Answer(304, response_headers, None)
-                if 200 <= status < 300:
-                    return Answer(status, response_headers, self._json(body, what, status))
-                transient = self._attempt(number, status, response_headers)
-                if transient is None:
-                    raise self._error(status, body, what)
-                attempt, reason = transient, f"answered {status}"
-            decision = decide(attempt, self.policy, random.random())  # noqa: S311 (jitter)
-            if isinstance(decision, GiveUp):
-                if attempt.status == 429:  # 429, or a 403 that is a rate limit
-                    raise GitHubRateLimited(
-                        _rate_limited(self.host, what, reason, response_headers),
-                        retry_after=decision.retry_after,
-                    )
-                raise GitHubUnavailable(
-                    f"GitHub {self.host} {what} {reason} (after {number} tries)",
+                return transport_failure(
+                    exc, number, idempotent=True, trust=self._trust(exc), what=what
+                )
+            if status == 304:
+                return Answer(304, response_headers, None)
+            if 200 <= status < 300:
+                return Answer(status, response_headers, self._json(body, what, status))
+            attempt = self._attempt(number, status, response_headers)
+            if attempt is None:
+                raise self._error(status, body, what)
+            return Failed(attempt, f"answered {status}", response_headers)
+
+        def give_up(decision: GiveUp, failed: Failed, number: int) -> Exception:
+            if failed.attempt.status == 429:  # 429, or a 403 that is a rate limit
+                return GitHubRateLimited(
+                    _rate_limited(self.host, what, failed.reason, failed.answer or {}),
                     retry_after=decision.retry_after,
                 )
-            log.info("github %s %s; retry %d in %.2f s", what, reason, number, decision.wait)
-            self._sleep(decision.wait)
+            return GitHubUnavailable(
+                f"GitHub {self.host} {what} {tries(failed.reason, number)}",
+                retry_after=decision.retry_after,
+            )
 
-    def _raise_if_untrusted(self, exc: requests.RequestException, what: str) -> None:
-        """A certificate that failed verification is the operator's to fix: raise it as such."""
-        failure = verification_failure(exc)
-        if failure is None:
-            return
-        url = getattr(exc.request, "url", None)  # a Link URL may name another host
+        return call(f"github {what}", once, give_up, policy=self.policy, log=log, sleep=self._sleep)
+
+    def _trust(self, exc: requests.RequestException) -> Trust:
+        """Whose certificate failed: a Link URL may name another host than the API's."""
+        url = getattr(exc.request, "url", None)
         host = host_of(url) if isinstance(url, str) and "://" in url else host_of(self.base_url)
-        raise untrusted(
-            "GitHub", host, what, failure, verify=self._verify, setting="on this source"
-        ) from None
+        return Trust("GitHub", host, self._verify, "on this source")
 
     def _json(self, body: str, what: str, status: int) -> Any:
         try:
@@ -236,18 +237,20 @@ class GitHubApi:
         """Every page of a list, following the ``Link`` header's ``next`` URL."""
         url: str = path
         query: Mapping[str, Any] | None = {**params, "per_page": 100}
-        seen: set[str] = set()
+        guard = LoopGuard()
         while True:
             answer = self.get(url, query, route=route or path)
             if not isinstance(answer.data, list):
                 raise GitHubBadResponse(f"GitHub {self.host} {route or path} did not answer a list")
             yield answer.data
-            following = next_link(answer.headers)
+            try:
+                following = next_link(answer.headers, guard)
+            except RepeatedPage:
+                raise GitHubBadResponse(
+                    f"GitHub {self.host} {route or path} repeated a Link URL"
+                ) from None
             if following is None:
                 return
-            if following in seen:
-                raise GitHubBadResponse(f"GitHub {self.host} {route or path} repeated a Link URL")
-            seen.add(following)
             url, query = following, None
 
 
@@ -256,14 +259,3 @@ def _server_time(headers: Mapping[str, str]) -> datetime | None:
         return email.utils.parsedate_to_datetime(headers.get("date", ""))
     except (TypeError, ValueError):
         return None
-
-
-def next_link(headers: Mapping[str, str]) -> str | None:
-    """The ``rel="next"`` URL of a ``Link`` header, if any."""
-    link = headers.get("link")
-    if not link:
-        return None
-    for item in parse_header_links(link):
-        if item.get("rel") == "next" and item.get("url"):
-            return str(item["url"])
-    return None

@@ -22,7 +22,6 @@ logger is held at WARNING here so credentials cannot reach a log.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -33,8 +32,20 @@ import requests
 from jira import JIRA, JIRAError
 from pydantic import SecretStr
 
-from connectors.retry import Attempt, GiveUp, RetryPolicy, Transport, decide, parse_retry_after
-from connectors.tls import host_of, untrusted, verification_failure
+from connectors.http import (
+    Failed,
+    LoopGuard,
+    RepeatedPage,
+    Trust,
+    call,
+    next_feed_url,
+    next_page_token,
+    next_start,
+    raise_if_untrusted,
+    transport_failure,
+)
+from connectors.retry import Attempt, GiveUp, RetryPolicy, parse_retry_after
+from connectors.tls import host_of
 from worker.errors import ConfigurationError, FatalError, RetryableError
 
 log = logging.getLogger("billsync.jira")
@@ -42,6 +53,7 @@ logging.getLogger("jira").setLevel(logging.WARNING)
 
 WORKLOG_LIST_LIMIT = 1000
 SEARCH_PAGE = 100
+ID_PAGE = 5000  # Cloud's /search/jql page when only ids are asked for
 
 
 class JiraUnavailable(RetryableError):
@@ -92,7 +104,7 @@ class JiraApi:
     ) -> None:
         self.url = url.rstrip("/")
         self.site = urlsplit(self.url).netloc
-        self._verify = verify
+        self._trust = Trust("Jira", host_of(self.url), verify, "on this source")
         self.policy = policy or RetryPolicy()
         self.request_counts: dict[str, int] = {}
         self._sleep = sleep
@@ -112,7 +124,7 @@ class JiraApi:
         except JIRAError as exc:
             raise self._error(exc.status_code, exc.response, "GET serverInfo") from None
         except requests.RequestException as exc:
-            self._raise_if_untrusted(exc, "GET serverInfo")
+            raise_if_untrusted(exc, self._trust, "GET serverInfo")
             raise JiraUnavailable(
                 f"Jira {self.site}: could not reach serverInfo ({type(exc).__name__})"
             ) from None
@@ -122,19 +134,6 @@ class JiraApi:
 
     def close(self) -> None:
         self._jira.close()  # type: ignore[no-untyped-call]
-
-    def _raise_if_untrusted(self, exc: BaseException, what: str) -> None:
-        """A certificate that failed verification is the operator's to fix: raise it as such."""
-        failure = verification_failure(exc)
-        if failure is not None:
-            raise untrusted(
-                "Jira",
-                host_of(self.url),
-                what,
-                failure,
-                verify=self._verify,
-                setting="on this source",
-            ) from None
 
     # --- the one request path -------------------------------------------------------------
 
@@ -161,52 +160,38 @@ class JiraApi:
         """One logical call with retries; the JSON body of a 2xx answer."""
         url = path if path.startswith("http") else f"{self.url}/rest/api/2/{path}"
         what = f"{method} {route or path}"
-        number = 0
-        while True:
-            number += 1
+
+        def once(number: int) -> Any:
             self.request_counts[what] = self.request_counts.get(what, 0) + 1
             try:
                 response = self._jira._session.request(method, url, params=params, json=body)
             except JIRAError as exc:
-                if exc.status_code in (429,) or (exc.status_code or 0) >= 500:
-                    header = (
-                        exc.response.headers.get("Retry-After")
-                        if exc.response is not None
-                        else None
-                    )
-                    attempt = Attempt(
-                        number,
-                        True,
-                        status=exc.status_code,
-                        retry_after=parse_retry_after(header, datetime.now(UTC)),
-                    )
-                    reason = f"answered {exc.status_code}"
-                else:
+                if exc.status_code != 429 and (exc.status_code or 0) < 500:
                     raise self._error(exc.status_code, exc.response, what) from None
-            except requests.ConnectionError as exc:
-                self._raise_if_untrusted(exc, what)  # never retried: the same certificate fails
-                attempt = Attempt(number, True, transport=Transport.SENT)
-                reason = f"could not be reached ({type(exc).__name__})"
-            except requests.Timeout:
-                attempt = Attempt(number, True, transport=Transport.SENT)
-                reason = "timed out"
-            else:
-                try:
-                    return response.json()
-                except ValueError:
-                    kind = response.headers.get("content-type", "no content type")
-                    raise JiraBadResponse(
-                        f"Jira {self.site} {what} answered {response.status_code} with a body "
-                        f"that is not JSON ({kind})"
-                    ) from None
-            decision = decide(attempt, self.policy, random.random())  # noqa: S311 (jitter)
-            if isinstance(decision, GiveUp):
-                raise JiraUnavailable(
-                    f"Jira {self.site} {what} {reason} (after {number} tries)",
-                    retry_after=decision.retry_after,
+                header = (
+                    exc.response.headers.get("Retry-After") if exc.response is not None else None
                 )
-            log.info("jira %s %s; retry %d in %.2f s", what, reason, number, decision.wait)
-            self._sleep(decision.wait)
+                retry_after = parse_retry_after(header, datetime.now(UTC))
+                attempt = Attempt(number, True, status=exc.status_code, retry_after=retry_after)
+                return Failed(attempt, f"answered {exc.status_code}")
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                return transport_failure(exc, number, idempotent=True, trust=self._trust, what=what)
+            try:
+                return response.json()
+            except ValueError:
+                kind = response.headers.get("content-type", "no content type")
+                raise JiraBadResponse(
+                    f"Jira {self.site} {what} answered {response.status_code} with a body "
+                    f"that is not JSON ({kind})"
+                ) from None
+
+        def give_up(decision: GiveUp, failed: Failed, number: int) -> Exception:
+            return JiraUnavailable(
+                f"Jira {self.site} {what} {failed.reason} (after {number} tries)",
+                retry_after=decision.retry_after,
+            )
+
+        return call(f"jira {what}", once, give_up, policy=self.policy, log=log, sleep=self._sleep)
 
     # --- the calls billsync needs ------------------------------------------------------------
 
@@ -215,19 +200,23 @@ class JiraApi:
         """``deploymentType`` from serverInfo (read when the library connected)."""
         return bool(self._jira._is_cloud)
 
-    def search(self, jql: str, fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+    def search(
+        self, jql: str, fields: Sequence[str], *, page_size: int = SEARCH_PAGE
+    ) -> Iterator[list[dict[str, Any]]]:
         """Pages of issues for ``jql``: Cloud's ``/search/jql`` with ``nextPageToken``, or
-        Data Center's ``/search`` with ``startAt`` (Cloud has removed that one)."""
+        Data Center's ``/search`` with ``startAt`` (Cloud has removed that one). Jira may
+        answer fewer than ``page_size`` a page (Cloud gives up to 5000 when only ``id`` is
+        asked for, 100 with fields)."""
         if not self.cloud:
-            yield from self._search_classic(jql, fields)
+            yield from self._search_classic(jql, fields, page_size)
             return
         token: str | None = None
-        seen: set[str] = set()
+        guard = LoopGuard()
         while True:
             params: dict[str, Any] = {
                 "jql": jql,
                 "fields": ",".join(fields),
-                "maxResults": SEARCH_PAGE,
+                "maxResults": page_size,
             }
             if token:
                 params["nextPageToken"] = token
@@ -235,49 +224,54 @@ class JiraApi:
             if not isinstance(page, dict) or not isinstance(page.get("issues"), list):
                 raise JiraBadResponse(f"Jira {self.site} search/jql answered without `issues`")
             yield [i for i in page["issues"] if isinstance(i, dict)]
-            token = page.get("nextPageToken")
-            if page.get("isLast", True) or not token:
+            try:
+                token = next_page_token(page, guard)
+            except RepeatedPage:  # a server that repeats a token would loop forever
+                raise JiraBadResponse(
+                    f"Jira {self.site} search/jql repeated a page token"
+                ) from None
+            if token is None:
                 return
-            if token in seen:  # a server that repeats a token would loop forever
-                raise JiraBadResponse(f"Jira {self.site} search/jql repeated a page token")
-            seen.add(token)
 
-    def _search_classic(self, jql: str, fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+    def _search_classic(
+        self, jql: str, fields: Sequence[str], page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
         start = 0
         while True:
             params = {
                 "jql": jql,
                 "fields": ",".join(fields),
                 "startAt": start,
-                "maxResults": SEARCH_PAGE,
+                "maxResults": page_size,
             }
             page = self._get_json("GET", "search", params=params)
             if not isinstance(page, dict) or not isinstance(page.get("issues"), list):
                 raise JiraBadResponse(f"Jira {self.site} search answered without `issues`")
             issues = [i for i in page["issues"] if isinstance(i, dict)]
             yield issues
-            start += len(issues)
-            total = page.get("total")
-            if not issues or not isinstance(total, int) or start >= total:
+            following = next_start(page, start, len(issues))
+            if following is None:
                 return
+            start = following
 
     def worklog_feed(self, kind: str, since_ms: int) -> Iterator[dict[str, Any]]:
         """Pages of ``/worklog/updated`` or ``/worklog/deleted`` from ``since_ms``."""
         route = f"worklog/{kind}"
         url: str = route
         params: dict[str, Any] | None = {"since": since_ms}
-        seen: set[str] = set()
+        guard = LoopGuard()
         while True:
             page = self._get_json("GET", url, params=params, route=route)
             if not isinstance(page, dict) or not isinstance(page.get("values"), list):
                 raise JiraBadResponse(f"Jira {self.site} {route} answered without `values`")
             yield page
-            if page.get("lastPage", True) or not page.get("nextPage"):
+            try:
+                following = next_feed_url(page, guard)  # absolute, as Jira gives it
+            except RepeatedPage:
+                raise JiraBadResponse(f"Jira {self.site} {route} repeated a nextPage URL") from None
+            if following is None:
                 return
-            url, params = str(page["nextPage"]), None  # absolute, as Jira gives it
-            if url in seen:
-                raise JiraBadResponse(f"Jira {self.site} {route} repeated a nextPage URL")
-            seen.add(url)
+            url, params = following, None
 
     def worklogs(self, ids: Sequence[int]) -> list[Any]:
         """``POST /worklog/list`` for up to 1000 ids (Jira omits the ones it will not show)."""

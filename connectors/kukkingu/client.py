@@ -37,6 +37,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
+from connectors.http import Failed, Trust, call, transport_failure, tries
 from connectors.kukkingu.models import (
     MAX_BILLABLES_PER_CREATE,
     Billable,
@@ -50,16 +51,8 @@ from connectors.kukkingu.models import (
     NewBillable,
     NewInvoice,
 )
-from connectors.retry import (
-    Attempt,
-    GiveUp,
-    GiveUpKind,
-    RetryPolicy,
-    Transport,
-    decide,
-    parse_retry_after,
-)
-from connectors.tls import host_of, httpx_verify, untrusted, verification_failure
+from connectors.retry import Attempt, GiveUp, GiveUpKind, RetryPolicy, parse_retry_after
+from connectors.tls import host_of, httpx_verify
 from worker.errors import (
     BadRecordError,
     ConfigurationError,
@@ -155,7 +148,7 @@ def _api_error(response: httpx.Response) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _raise(
+def _error(
     kind: GiveUpKind,
     *,
     method: str,
@@ -164,7 +157,7 @@ def _raise(
     status: int | None = None,
     response: httpx.Response | None = None,
     retry_after: float | None = None,
-) -> None:
+) -> KukkinguError:
     api_error, api_message = _api_error(response) if response is not None else (None, None)
     detail = f": {api_error}: {api_message}" if api_error or api_message else ""
     message = f"Kukkingu {method} {route} {reason}{detail}"
@@ -172,7 +165,7 @@ def _raise(
     exc = cls(message, retry_after=retry_after) if issubclass(cls, RetryableError) else cls(message)
     exc.method, exc.route, exc.status = method, route, status
     exc.api_error, exc.api_message = api_error, api_message
-    raise exc
+    return exc
 
 
 class KukkinguClient:
@@ -196,8 +189,7 @@ class KukkinguClient:
         self.request_counts: Counter[str] = Counter()
         self._sleep = sleep
         self._jitter = jitter
-        self._verify = verify
-        self._host = host_of(base_url)
+        self._trust = Trust("Kukkingu", host_of(base_url), verify, "under [kukkingu]")
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             auth=_BearerToken(token),
@@ -235,79 +227,49 @@ class KukkinguClient:
         """Send one logical call (with retries); return the ``data`` of a 2xx JSON body."""
         url = route.format(**{k: quote(v, safe="") for k, v in (path or {}).items()})
         safe = method in _IDEMPOTENT if idempotent is None else idempotent
-        number = 0
-        while True:
-            number += 1
-            self.request_counts[f"{method} {route}"] += 1
-            response, transport, reason = self._send(method, route, url, params, body)
-            if response is not None and response.is_success:
-                return self._data(method, route, response)
-            if response is not None:
-                retry_after = parse_retry_after(
-                    response.headers.get("retry-after"), datetime.now(UTC)
-                )
-                attempt = Attempt(
-                    number, safe, status=response.status_code, retry_after=retry_after
-                )
-            else:
-                attempt = Attempt(number, safe, transport=transport)
-            decision = decide(attempt, self.policy, self._jitter())
-            if isinstance(decision, GiveUp):
-                _raise(
-                    decision.kind,
-                    method=method,
-                    route=route,
-                    reason=reason if number == 1 else f"{reason} (after {number} tries)",
-                    status=attempt.status,
-                    response=response,
-                    retry_after=decision.retry_after,
-                )
-            else:
-                log.info(
-                    "kukkingu %s %s %s; retry %d in %.2f s",
-                    method,
-                    route,
-                    reason,
-                    number,
-                    decision.wait,
-                )
-                self._sleep(decision.wait)
+        what = f"{method} {route}"
 
-    def _send(
-        self,
-        method: str,
-        route: str,
-        url: str,
-        params: Mapping[str, str] | None,
-        body: Any,
-    ) -> tuple[httpx.Response | None, Transport | None, str]:
-        """One try: the response, or how the transport failed; plus a reason for messages.
-        A certificate that fails verification raises ``UntrustedCertificate`` instead."""
-        started = time.monotonic()
-        try:
-            response = self._http.request(method, url, params=params, json=body)
-        except httpx.TransportError as exc:
-            failure = verification_failure(exc)
-            if failure is not None:  # the same certificate fails every time: never retried
-                raise untrusted(
-                    "Kukkingu",
-                    self._host,
-                    f"{method} {route}",
-                    failure,
-                    verify=self._verify,
-                    setting="under [kukkingu]",
-                ) from None
-            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-                return None, Transport.NOT_SENT, f"could not connect ({type(exc).__name__})"
-            return None, Transport.SENT, f"got no complete answer ({type(exc).__name__})"
-        log.debug(
-            "kukkingu %s %s -> %s in %.0f ms",
-            method,
-            route,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
+        def once(number: int) -> httpx.Response | Failed:
+            self.request_counts[what] += 1
+            started = time.monotonic()
+            try:
+                response = self._http.request(method, url, params=params, json=body)
+            except httpx.TransportError as exc:
+                return transport_failure(exc, number, idempotent=safe, trust=self._trust, what=what)
+            log.debug(
+                "kukkingu %s -> %s in %.0f ms",
+                what,
+                response.status_code,
+                (time.monotonic() - started) * 1000,
+            )
+            if response.is_success:
+                return response
+            retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+            reason = f"answered {response.status_code} {response.reason_phrase}".strip()
+            attempt = Attempt(number, safe, status=response.status_code, retry_after=retry_after)
+            return Failed(attempt, reason, response)
+
+        def give_up(decision: GiveUp, failed: Failed, number: int) -> Exception:
+            return _error(
+                decision.kind,
+                method=method,
+                route=route,
+                reason=tries(failed.reason, number),
+                status=failed.attempt.status,
+                response=failed.answer,
+                retry_after=decision.retry_after,
+            )
+
+        response = call(
+            f"kukkingu {what}",
+            once,
+            give_up,
+            policy=self.policy,
+            log=log,
+            sleep=self._sleep,
+            jitter=self._jitter,
         )
-        return response, None, f"answered {response.status_code} {response.reason_phrase}".strip()
+        return self._data(method, route, response)
 
     def _data(self, method: str, route: str, response: httpx.Response) -> Any:
         if response.status_code == 204:
@@ -316,15 +278,15 @@ class KukkinguClient:
             body = response.json()
         except ValueError:
             kind = response.headers.get("content-type", "no content type")
-            _raise(
+            raise _error(
                 "fatal",
                 method=method,
                 route=route,
                 reason=f"answered {response.status_code} with a body that is not JSON ({kind})",
                 status=response.status_code,
-            )
+            ) from None
         if not isinstance(body, dict) or "data" not in body:
-            _raise(
+            raise _error(
                 "fatal",
                 method=method,
                 route=route,
@@ -339,14 +301,13 @@ class KukkinguClient:
         except ValidationError as exc:
             first = exc.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(p) for p in first["loc"]) or "data"
-            _raise(
+            raise _error(
                 "fatal",
                 method=method,
                 route=route,
                 reason=f"answered with an unexpected shape: data.{where}: {first['msg']}",
                 status=200,
-            )
-            raise AssertionError("unreachable") from None
+            ) from None
 
     def _call(self, adapter: TypeAdapter[T], method: str, route: str, **kwargs: Any) -> T:
         return self._parse(adapter, self._request(method, route, **kwargs), method, route)

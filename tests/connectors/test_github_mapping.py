@@ -3,8 +3,9 @@
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from connectors.github.client import next_link, web_host
+from connectors.github.client import web_host
 from connectors.github.mapping import issue_number, map_comment, map_issue, parse_github_time
+from connectors.http import next_link
 from worker.core.planner import entry_reference
 
 BERLIN = ZoneInfo("Europe/Berlin")
