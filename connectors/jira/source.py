@@ -4,9 +4,9 @@ One fetch yields batches the sync records one transaction each (cursor included)
 
 1. **issues** of the configured projects (``project in (...)``) and of each JQL rule (those
    are tagged with the rule's index), updated since the ``issues`` cursor, through
-   ``/search/jql`` with ``nextPageToken`` and explicit fields; then, by id, the issues with
-   lines on open drafts that those searches did not return but that changed (they may have
-   left every rule); the cursor moves only after all of it;
+   ``/search/jql`` with ``nextPageToken`` and explicit fields; then one id-only search for
+   what changed outside every project and rule, and, by id, those of them with lines on
+   open drafts (they left every rule); the cursor moves only after all of it;
 2. **worklogs**: ``/worklog/updated?since=`` pages (at most 1000 ids each), each page's
    worklogs read with one ``POST /worklog/list``; the issues of those worklogs that step 1
    did not return are looked up by id when billsync has never seen them (other projects,
@@ -32,7 +32,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.jira.client import JiraApi, JiraQueryRefused
+from connectors.jira.client import ID_PAGE, JiraApi, JiraQueryRefused
 from connectors.jira.mapping import map_issue, map_worklog, parse_jira_datetime, worklog_key
 from worker.core.model import Issue, TimeEntry
 from worker.sources import BadEntry, SourceBatch, SourceContext
@@ -159,39 +159,52 @@ class JiraSource:
                     self._newest_ms = max(self._newest_ms, int(updated.timestamp() * 1000))
             yield [i for i in (map_issue(self.name, raw, tags) for raw in page) if i is not None]
 
-    def _issues_by_id(self, ids: Sequence[str], since: str = "") -> list[Issue]:
-        """The issues with these ids (updated ``since``, a JQL clause, when given); ids Jira
-        does not know (deleted, or in a project the account cannot see) are left out."""
+    def _issues_by_id(self, ids: Sequence[str]) -> list[Issue]:
+        """The issues with these ids; ids Jira does not know (deleted, or in a project the
+        account cannot see) are left out."""
         found: list[Issue] = []
         for start in range(0, len(ids), ID_CHUNK):
             chunk = ids[start : start + ID_CHUNK]
             try:
-                found.extend(self._search_ids(chunk, since))
+                found.extend(self._search_ids(chunk))
             except JiraQueryRefused:
                 # Jira refuses the whole `id in (...)` when one id does not exist (a worklog
                 # of a deleted issue, a broken issueId): ask for each alone and leave the
                 # missing ones out; their entries show as unmapped work naming the issue.
                 for one in chunk if len(chunk) > 1 else ():
                     try:
-                        found.extend(self._search_ids([one], since))
+                        found.extend(self._search_ids([one]))
                     except JiraQueryRefused as exc:
                         log.info("jira issue %s not found: %s", one, exc)
         return found
 
-    def _search_ids(self, ids: Sequence[str], since: str = "") -> list[Issue]:
+    def _search_ids(self, ids: Sequence[str]) -> list[Issue]:
         if not all(i.isdigit() for i in ids):
             raise JiraQueryRefused(f"issue ids {list(ids)} are not all numeric")
         found: list[Issue] = []
-        for page in self._issue_pages(
-            f"id in ({', '.join(ids)}){since}", frozenset(), cursor=False
-        ):
+        for page in self._issue_pages(f"id in ({', '.join(ids)})", frozenset(), cursor=False):
             found.extend(page)
         return found
 
-    def _reread(self, ids: Sequence[str], since: str = "") -> list[Issue]:
-        """Issues billsync holds as in scope, read again by id (those updated ``since``),
-        each tagged with the JQL rules that still take it: they may have left every rule."""
-        found = {issue.issue_id: issue for issue in self._issues_by_id(ids, since)}
+    def _left_every_rule(self, since: str, projects: Sequence[str]) -> set[str]:
+        """Ids of the issues updated ``since`` that no project search or JQL rule takes (an
+        issue of a project the account cannot browse is not among them: Jira hides it)."""
+        scope = [f"project in ({', '.join(_quote(p) for p in projects)})"] if projects else []
+        scope += [f"({jql})" for _, jql in sorted(self.jql_rules.items())]
+        if not scope:
+            return set()
+        outside = f"NOT ({' OR '.join(scope)})"
+        condition = since.removeprefix(" AND ")
+        jql = f"{condition} AND {outside}" if condition else outside
+        found: set[str] = set()
+        for page in self.api.search(jql, ("id",), page_size=ID_PAGE):
+            found |= {str(raw["id"]) for raw in page if isinstance(raw.get("id"), str | int)}
+        return found
+
+    def _reread(self, ids: Sequence[str]) -> list[Issue]:
+        """Issues billsync holds as in scope, read again by id, each tagged with the JQL
+        rules that still take it: they may have left every rule."""
+        found = {issue.issue_id: issue for issue in self._issues_by_id(ids)}
         ordered = sorted(found, key=_numeric)
         for index, jql in sorted(self.jql_rules.items()):
             for start in range(0, len(ordered), ID_CHUNK):
@@ -245,14 +258,15 @@ class JiraSource:
             )
         # An issue with lines on an open draft that the searches did not return, but that
         # changed, may have left every rule (moved to another project, out of a rule's JQL):
-        # read it again by id, before the cursor moves past the change. Issues of a lost
-        # project are not asked for: Jira would not know them.
-        stale = [i for i, _ in context.open_issues() if i not in tagged and i.isdigit()]
-        if stale and lost:
-            scopes = context.issue_scopes(stale)
-            stale = [i for i in stale if scopes.get(i, ("", None))[0] not in lost]
+        # one id-only search finds what changed outside every rule, and those with open
+        # lines are read again, before the cursor moves past the change.
+        stale: list[str] = []
+        open_ids = {i for i, _ in context.open_issues() if i not in tagged and i.isdigit()}
+        if open_ids:
+            reachable = [p for p in projects if p not in lost]
+            stale = sorted(open_ids & self._left_every_rule(since, reachable), key=_numeric)
         if stale:
-            moved = self._reread(sorted(stale, key=_numeric), since)
+            moved = self._reread(stale)
             tagged |= {issue.issue_id: issue for issue in moved}
             if moved:
                 yield SourceBatch(issues=tuple(moved))

@@ -31,16 +31,7 @@ def new_billable(content: LineContent) -> NewBillable:
 
 def billable_replace(content: LineContent) -> BillableReplace:
     """A full replace: every field the line has (absent optional fields would be cleared)."""
-    return BillableReplace(
-        description=content.description,
-        quantity=content.quantity,
-        amount_minor=content.amount_minor,
-        currency_code=content.currency,
-        reference_type=content.reference_type,
-        reference_id=content.reference_id,
-        metadata=dict(content.metadata),
-        order=content.position,
-    )
+    return BillableReplace(**new_billable(content).model_dump())
 
 
 def content_of(billable: Billable) -> LineContent:

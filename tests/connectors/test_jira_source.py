@@ -207,6 +207,29 @@ def test_jql_rules_tag_the_issues_they_return(jira: RunningJira, factory) -> Non
     assert all(rules == [3] for rules in tagged.values())
 
 
+def test_an_issue_out_of_its_rules_jql_is_read_again_and_loses_the_tag(
+    jira: RunningJira, factory
+) -> None:
+    """A JQL rule's issue (in no configured project) loses the label the rule asks for,
+    then gets a worklog: the rule's search no longer returns it, so it is read again by id
+    and tagged with the rules that still take it (none); another keeps its tag."""
+    rule = 'project = GLX AND labels = "billable"'
+    source = source_for(jira, projects=[], jql_rules={3: rule})
+    leaving = jira.add_issue(project="GLX", summary="Leaves the rule", labels=["billable"])
+    staying = jira.add_issue(project="GLX", summary="Stays", labels=["billable"])
+    jira.advance_clock(120)
+    ingest(factory, source)
+    jira._admin("PATCH", f"/issues/{leaving['key']}", json={"labels": []})
+    for issue in (leaving, staying):
+        jira.add_worklog(issue["key"], started=JIRA_NOW - timedelta(hours=1), seconds=1800)
+    jira.advance_clock(120)
+    ingest(factory, source)
+    with factory() as session:
+        rules = {i.key: i.jql_rules for i in session.scalars(select(SourceIssue))}
+    assert rules[leaving["key"]] == []
+    assert rules[staying["key"]] == [3]
+
+
 def test_a_refused_jql_is_a_configuration_error(jira: RunningJira, factory) -> None:
     source = source_for(jira, projects=[], jql_rules={0: "project WAS ACME"})
     with pytest.raises(JiraConfigError, match="answered 400"):
