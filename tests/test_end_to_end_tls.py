@@ -109,7 +109,7 @@ def test_sync_without_ca_bundle_names_each_host_and_the_problem(
     hint = "if the server's certificate comes from a private CA, set `ca_bundle` on this source"
     assert (
         f"error: jira-demo: Jira 127.0.0.1:{https.jira.port}: TLS certificate not trusted "
-        f"(GET serverInfo): {UNKNOWN_CA}; {hint}"
+        f"(GET search/jql): {UNKNOWN_CA}; {hint}"
     ) in result.stderr
     assert (
         f"error: github-demo: GitHub 127.0.0.1:{https.github.port}: TLS certificate not trusted"

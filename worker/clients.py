@@ -40,6 +40,7 @@ def jira_source(settings: Settings, config: JiraSourceConfig) -> JiraSource:
         email=email,
         token=settings.secret(config.token_env),
         verify=config.ca_bundle or True,
+        deployment=config.auth,  # "cloud" or "datacenter": no serverInfo call needed
     )
     rules = list(enumerate(settings.file.rules))
     return JiraSource(

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -101,8 +101,12 @@ class JiraApi:
         policy: RetryPolicy | None = None,
         verify: bool | str = True,
         sleep: Callable[[float], None] = time.sleep,
+        deployment: Literal["cloud", "datacenter"] | None = None,
     ) -> None:
+        """``deployment``, when the config says it, saves the library's ``serverInfo`` call
+        (one request on every sync); without it, serverInfo's ``deploymentType`` decides."""
         self.url = url.rstrip("/")
+        self._deployment = deployment
         self.site = urlsplit(self.url).netloc
         self._trust = Trust("Jira", host_of(self.url), verify, "on this source")
         self.policy = policy or RetryPolicy()
@@ -119,6 +123,7 @@ class JiraApi:
                 max_retries=0,  # we retry (see the module docstring)
                 timeout=timeout,
                 options={"verify": verify, "check_update": False},
+                get_server_info=deployment is None,
                 **auth,
             )
         except JIRAError as exc:
@@ -197,7 +202,10 @@ class JiraApi:
 
     @property
     def cloud(self) -> bool:
-        """``deploymentType`` from serverInfo (read when the library connected)."""
+        """Jira Cloud: as configured, or ``deploymentType`` from serverInfo (read when the
+        library connected)."""
+        if self._deployment is not None:
+            return self._deployment == "cloud"
         return bool(self._jira._is_cloud)
 
     def search(

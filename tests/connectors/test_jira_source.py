@@ -255,3 +255,21 @@ def test_data_center_uses_the_classic_search(
             len(session.scalars(select(SourceIssue).where(SourceIssue.project == "ACME")).all())
             >= 130
         )
+
+
+@pytest.mark.parametrize(
+    ("deployment", "search"), [("cloud", "search/jql"), ("datacenter", "search")]
+)
+def test_the_configured_deployment_saves_the_server_info_call(
+    jira: RunningJira, factory, deployment: str, search: str
+) -> None:
+    """With `auth` from the config the library does not ask serverInfo (one request a sync);
+    the deployment alone picks the search API."""
+    email = DEMO_EMAIL if deployment == "cloud" else None
+    token = DEMO_API_TOKEN if deployment == "cloud" else DEMO_PAT
+    api = JiraApi(jira.url, email=email, token=SecretStr(token), policy=FAST,
+                  deployment=deployment)  # type: ignore[arg-type]  # fmt: skip
+    ingest(factory, JiraSource("jira", api, projects=["ACME", "GLX"]))
+    assert "GET /rest/api/2/serverInfo" not in jira.requests()
+    assert api.request_counts[f"GET {search}"] >= 1
+    assert len(entries(factory)) == 250

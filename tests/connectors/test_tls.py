@@ -405,8 +405,12 @@ def test_without_ca_bundle_the_configured_clients_refuse_the_certificate(
     assert isinstance(github_config, GitHubSourceConfig)
     with kukkingu_client(settings) as client, pytest.raises(UntrustedCertificate):
         client.list_contracts()
-    with pytest.raises(UntrustedCertificate, match=f"Jira 127.0.0.1:{jira_https.port}"):
-        jira_source(settings, jira_config)
+    jira = jira_source(settings, jira_config)  # no request yet: the config says the deployment
+    try:
+        with pytest.raises(UntrustedCertificate, match=f"Jira 127.0.0.1:{jira_https.port}"):
+            next(iter(jira.api.search("project = ACME", ["summary"])))
+    finally:
+        jira.close()
     github_api = github_source(settings, github_config).api
     try:
         with pytest.raises(UntrustedCertificate, match=f"GitHub 127.0.0.1:{github_https.port}"):

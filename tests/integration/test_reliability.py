@@ -109,7 +109,6 @@ ROUTES: dict[str, list[tuple[str, str]]] = {
     "jira": [
         ("GET", "/rest/api/2/myself"),
         ("GET", "/rest/api/2/search/jql"),
-        ("GET", "/rest/api/2/serverInfo"),
         ("GET", "/rest/api/2/worklog/deleted"),
         ("GET", "/rest/api/2/worklog/updated"),
         ("POST", "/rest/api/2/worklog/list"),
