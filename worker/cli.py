@@ -183,10 +183,10 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
     """Sync (or plan) each named source in turn; True when one of them failed."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from worker.clients import opened_source
     from worker.errors import BillsyncError
     from worker.progress import terminal_progress
     from worker.report import plan_lines, summary
-    from worker.sources import opened_source
     from worker.store import make_engine, session_factory
     from worker.sync import dry_run as plan_only
     from worker.sync import sync
@@ -544,8 +544,8 @@ def demo_command(state: _State, wait: bool) -> None:
 
 def _demo_dashboard(settings: Settings) -> None:
     """Serve the dashboard until Ctrl-C. The demo has no Redis: "Sync now" syncs inline."""
+    from worker.clients import opened_source
     from worker.dashboard import create_app
-    from worker.sources import opened_source
     from worker.store import make_engine, session_factory
     from worker.sync import sync
 

@@ -6,11 +6,17 @@ instead of its library's default store when one is set.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from connectors.github import GitHubApi, GitHubSource
 from connectors.jira import JiraApi, JiraSource
 from connectors.kukkingu import KukkinguClient
 from connectors.retry import RetryPolicy
 from worker.config import GitHubSourceConfig, JiraSourceConfig, Settings
+from worker.errors import ConfigurationError
+from worker.ports import EntrySource
 
 
 def kukkingu_client(settings: Settings) -> KukkinguClient:
@@ -59,3 +65,43 @@ def github_source(settings: Settings, config: GitHubSourceConfig) -> GitHubSourc
         {r for rule in settings.file.rules if rule.source == config.name for r in rule.repos}
     )
     return GitHubSource(config.name, api, repos=repos, zone=settings.timezone)
+
+
+# --- the registry: sources by kind ------------------------------------------------------------
+
+SourceFactory = Callable[[Settings, Any], EntrySource]  # (settings, the source's config)
+
+
+def _jira(settings: Settings, config: Any) -> EntrySource:
+    return jira_source(settings, config)
+
+
+def _github(settings: Settings, config: Any) -> EntrySource:
+    return github_source(settings, config)
+
+
+# The connectors, by source kind; tests may register stand-ins.
+FACTORIES: dict[str, SourceFactory] = {"jira": _jira, "github": _github}
+
+
+def open_source(settings: Settings, config: Any) -> EntrySource:
+    """The configured source as an EntrySource, or a configuration error saying why not."""
+    factory = FACTORIES.get(config.kind)
+    if factory is None:
+        raise ConfigurationError(
+            f"source {config.name!r}: no connector for kind {config.kind!r} is available "
+            "in this version of billsync"
+        )
+    return factory(settings, config)
+
+
+@contextmanager
+def opened_source(settings: Settings, config: Any) -> Iterator[EntrySource]:
+    """:func:`open_source`, closing its API client (connections) when done."""
+    source = open_source(settings, config)
+    try:
+        yield source
+    finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()

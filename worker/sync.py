@@ -25,10 +25,7 @@ from worker.config import Settings
 from worker.core.model import LedgerView, Plan, Problem, Rule
 from worker.core.planner import plan as make_plan
 from worker.errors import FatalError
-from worker.ledger import load_view, load_work, record_plan, record_problems
-from worker.progress import ProgressFn, no_progress
-from worker.sources import (
-    EntrySource,
+from worker.ingest import (
     IngestCounts,
     StoreContext,
     ingest,
@@ -37,6 +34,9 @@ from worker.sources import (
     record_unreachable,
     source_row,
 )
+from worker.ledger import load_view, load_work, record_plan, record_problems
+from worker.ports import EntrySource
+from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Draft,
     DraftStatus,

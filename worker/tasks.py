@@ -44,12 +44,11 @@ from redis.retry import Retry
 
 from worker import coordination
 from worker.broker import TRANSPORT
-from worker.clients import kukkingu_client
+from worker.clients import kukkingu_client, opened_source
 from worker.config import Settings, load_config
 from worker.coordination import NOT_AFTER, SYNC_TASK
 from worker.errors import ConfigurationError, RetryableError
 from worker.locks import HeldLock, SyncLocks
-from worker.sources import opened_source
 from worker.store import RunTrigger, make_engine, session_factory
 
 log = logging.getLogger("billsync.tasks")

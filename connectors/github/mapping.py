@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from worker.core.model import Issue, TimeEntry
 from worker.core.spend import parse_comment
 from worker.core.text import clean_text
-from worker.sources import BadEntry
+from worker.ports import BadEntry
 
 
 def parse_github_time(text: object) -> datetime | None:

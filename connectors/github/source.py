@@ -44,8 +44,7 @@ from connectors.github.mapping import (
     parse_github_time,
 )
 from worker.core.model import Issue, TimeEntry
-from worker.sources import BadEntry, SourceBatch, SourceContext
-from worker.store import SourceKind
+from worker.ports import BadEntry, SourceBatch, SourceContext, SourceKind
 
 
 def _iso(moment: datetime) -> str:

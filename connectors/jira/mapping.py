@@ -17,7 +17,7 @@ from typing import Any
 
 from worker.core.model import Issue, TimeEntry
 from worker.core.text import clean_text
-from worker.sources import BadEntry
+from worker.ports import BadEntry
 
 MAX_WORKLOG_SECONDS = 7 * 24 * 3600  # one worklog of more than a week is a typo, not work
 

@@ -35,8 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connectors.jira.client import ID_PAGE, JiraApi, JiraQueryRefused
 from connectors.jira.mapping import map_issue, map_worklog, parse_jira_datetime, worklog_key
 from worker.core.model import Issue, TimeEntry
-from worker.sources import BadEntry, SourceBatch, SourceContext
-from worker.store import SourceKind
+from worker.ports import BadEntry, SourceBatch, SourceContext, SourceKind
 
 log = logging.getLogger("billsync.jira")
 

@@ -21,7 +21,7 @@ from sandbox.github.seed import DEMO_TOKEN
 from tests.support.billing import store
 from tests.support.github import GITHUB_NOW, RunningGitHub, running_github
 from worker.core.spend import parse_comment
-from worker.sources import ingest
+from worker.ingest import ingest
 from worker.store import Entry, EntryState, SourceIssue
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -6,7 +6,7 @@ import pytest
 
 from connectors.jira.mapping import map_issue, map_worklog, parse_jira_datetime
 from worker.core.model import TimeEntry
-from worker.sources import BadEntry
+from worker.ports import BadEntry
 
 AUTHOR = {"accountId": "acc-1", "displayName": "A", "active": True}
 GOOD = {

@@ -18,7 +18,7 @@ from sandbox.jira.dataset import generate
 from sandbox.jira.seed import DEMO_API_TOKEN, DEMO_EMAIL, DEMO_PAT
 from tests.support.billing import store
 from tests.support.jira import JIRA_NOW, RunningJira, running_jira
-from worker.sources import ingest
+from worker.ingest import ingest
 from worker.store import Cursor, Entry, EntryState, SourceIssue
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.001, max_wait=5.0)

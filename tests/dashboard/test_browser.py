@@ -28,11 +28,10 @@ from sandbox.github.state import GitHubState
 from sandbox.main import RunningSandbox, start_sandbox
 from sandbox.server import ServerThread
 from tests.support.redis import RedisServer
-from worker.clients import kukkingu_client
+from worker.clients import kukkingu_client, open_source
 from worker.config import Settings, load_config
 from worker.dashboard import create_app
 from worker.errors import BillsyncError
-from worker.sources import open_source
 from worker.store import Run, RunStatus, make_engine, session_factory, upgrade
 from worker.sync import sync
 from worker.tasks import configure

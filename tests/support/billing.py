@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.kukkingu import KukkinguClient
 from connectors.retry import RetryPolicy
 from sandbox.kukkingu.seed import ACME_CONTRACT_ID, DEMO_TENANT_ID, DEMO_TOKEN, GLOBEX_CONTRACT_ID
+from tests.support.memory import InMemorySource
 from worker.config import Settings, parse_config
 from worker.core.model import Issue, TimeEntry
-from worker.sources import InMemorySource
 from worker.store import make_engine, session_factory, upgrade
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -35,10 +35,10 @@ from tests.support.billing import (
     writes,
 )
 from tests.support.kukkingu import RunningKukkingu
+from tests.support.memory import InMemorySource
 from worker.config import Settings
 from worker.core.model import Issue, TimeEntry
 from worker.errors import BillsyncError
-from worker.sources import InMemorySource
 from worker.sync import sync
 
 SCHEDULES = int(os.environ.get("BILLSYNC_FAULT_SCHEDULES", "40"))

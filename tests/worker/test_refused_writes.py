@@ -28,9 +28,9 @@ from tests.support.billing import (
     writes,
 )
 from tests.support.kukkingu import RunningKukkingu
+from tests.support.memory import InMemorySource
 from tests.support.waiting import wait_for
 from worker.core.model import Issue
-from worker.sources import InMemorySource
 from worker.store import Error, ErrorKind, Line
 from worker.sync import SyncResult, sync
 

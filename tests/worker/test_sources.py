@@ -7,16 +7,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.billing import entry, store
+from tests.support.memory import InMemorySource
 from worker.core.model import Issue
-from worker.sources import (
-    BadEntry,
-    IngestCounts,
-    InMemorySource,
-    SourceBatch,
-    ingest,
-    record_batch,
-    source_row,
-)
+from worker.ingest import IngestCounts, ingest, record_batch, source_row
+from worker.ports import BadEntry, SourceBatch
 from worker.store import Cursor, Entry, EntryState, SourceKind, transaction
 
 

@@ -21,8 +21,8 @@ from tests.support.billing import (
     writes,
 )
 from tests.support.kukkingu import RunningKukkingu
+from tests.support.memory import InMemorySource
 from worker.core.model import Issue
-from worker.sources import InMemorySource
 from worker.store import Drift, DriftKind, Error, ErrorKind, Run, RunStatus, Source, transaction
 from worker.sync import sync
 
@@ -251,8 +251,8 @@ def test_a_server_that_loses_every_create_answer_fails_the_sync_without_looping(
 def test_the_summary_tells_new_bad_entries_from_all_of_them(
     kukkingu: RunningKukkingu, factory
 ) -> None:
+    from worker.ports import BadEntry, SourceBatch
     from worker.report import summary
-    from worker.sources import BadEntry, SourceBatch
 
     class WithBad(InMemorySource):
         """The demo source, plus one entry it cannot read, every time."""

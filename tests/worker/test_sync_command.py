@@ -1,6 +1,6 @@
 """`billsync sync` and `billsync sync --dry-run` from the command line.
 
-The Jira and GitHub connectors register themselves in worker.sources.FACTORIES when they
+The Jira and GitHub connectors are registered in worker.clients.FACTORIES when they
 exist; until then these tests register an in-memory source under the kind "jira".
 """
 
@@ -14,8 +14,9 @@ from sqlalchemy import create_engine, func, select
 from sandbox.kukkingu.seed import ACME_CONTRACT_ID, DEMO_TENANT_ID
 from tests.support.billing import demo_source, writes
 from tests.support.kukkingu import RunningKukkingu
+from tests.support.memory import InMemorySource
 from tests.support.redis import RedisServer
-from worker import sources
+from worker import clients
 from worker.cli import cli
 from worker.locks import HeldLock, source_lock_key
 from worker.store import Entry, Run, upgrade
@@ -46,9 +47,9 @@ hourly_rate_minor = 12000
 
 
 @pytest.fixture
-def memory_source(monkeypatch: pytest.MonkeyPatch) -> sources.InMemorySource:
+def memory_source(monkeypatch: pytest.MonkeyPatch) -> InMemorySource:
     source = demo_source(issues=4, per_issue=2, projects=("ACME", "OTHER"))
-    monkeypatch.setitem(sources.FACTORIES, "jira", lambda settings, config: source)
+    monkeypatch.setitem(clients.FACTORIES, "jira", lambda settings, config: source)
     return source
 
 
@@ -75,7 +76,7 @@ def count(url: str, model: type) -> int:
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(
-    kukkingu: RunningKukkingu, tmp_path: Path, memory_source: sources.InMemorySource
+    kukkingu: RunningKukkingu, tmp_path: Path, memory_source: InMemorySource
 ) -> None:
     path, url = configure(tmp_path, kukkingu.url)
     result = invoke(path, "--dry-run")
@@ -95,7 +96,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
 
 
 def test_sync_writes_and_summarises_then_dry_run_has_nothing_left(
-    kukkingu: RunningKukkingu, tmp_path: Path, memory_source: sources.InMemorySource
+    kukkingu: RunningKukkingu, tmp_path: Path, memory_source: InMemorySource
 ) -> None:
     path, url = configure(tmp_path, kukkingu.url)
     result = invoke(path)
@@ -108,18 +109,14 @@ def test_sync_writes_and_summarises_then_dry_run_has_nothing_left(
     assert "nothing to write to Kukkingu" in again.stdout
 
 
-def test_failure_exits_1_with_the_reason(
-    tmp_path: Path, memory_source: sources.InMemorySource
-) -> None:
+def test_failure_exits_1_with_the_reason(tmp_path: Path, memory_source: InMemorySource) -> None:
     path, _ = configure(tmp_path, "http://127.0.0.1:9")  # nothing listens there
     result = invoke(path)
     assert result.exit_code == 1
     assert "error: mem: Kukkingu POST /api/v1/invoices could not connect" in result.stderr
 
 
-def test_unknown_source_and_unmigrated_store(
-    tmp_path: Path, memory_source: sources.InMemorySource
-) -> None:
+def test_unknown_source_and_unmigrated_store(tmp_path: Path, memory_source: InMemorySource) -> None:
     path, _ = configure(tmp_path, "http://127.0.0.1:9", migrate=False)
     result = invoke(path, "--source", "nope")
     assert result.exit_code == 2
@@ -132,7 +129,7 @@ def test_unknown_source_and_unmigrated_store(
 def test_a_kind_without_connector_is_a_clear_error(
     tmp_path: Path, kukkingu: RunningKukkingu, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delitem(sources.FACTORIES, "jira")  # as for a kind with no connector yet
+    monkeypatch.delitem(clients.FACTORIES, "jira")  # as for a kind with no connector yet
     path, _ = configure(tmp_path, kukkingu.url)
     result = invoke(path)
     assert result.exit_code == 1
@@ -142,7 +139,7 @@ def test_a_kind_without_connector_is_a_clear_error(
 def test_inline_sync_takes_the_workers_lock(
     tmp_path: Path,
     kukkingu: RunningKukkingu,
-    memory_source: sources.InMemorySource,
+    memory_source: InMemorySource,
     redis_server: RedisServer,
 ) -> None:
     """With the broker's Redis up, `billsync sync` refuses while a worker syncs the source."""

@@ -43,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from worker.ports import SourceKind as SourceKind  # the port's kinds, stored
+
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -95,11 +97,6 @@ class Base(DeclarativeBase):
 
 
 # --- enumerations (VARCHAR + CHECK) -------------------------------------------------------
-
-
-class SourceKind(enum.StrEnum):
-    JIRA = "jira"
-    GITHUB = "github"
 
 
 class EntryState(enum.StrEnum):

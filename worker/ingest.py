@@ -1,27 +1,25 @@
-"""The source port: how time comes in, and how it is recorded.
+"""Ingestion: how a source's batches are recorded in the state store.
 
-A source (the Jira and GitHub connectors, or :class:`InMemorySource` in tests) yields
-:class:`SourceBatch` values: issues, entries, deletions, bad entries and the cursor values
-that cover them. :func:`ingest` records each batch in **one transaction**, cursor included,
-so a cursor never runs ahead of the work it covers, and a crash mid-sync loses nothing: the
-next sync re-reads from the last committed cursor (entries are upserted by stable key, so a
-re-read changes nothing).
+:func:`ingest` records each :class:`~worker.ports.SourceBatch` in **one transaction**,
+cursor included, so a cursor never runs ahead of the work it covers, and a crash mid-sync
+loses nothing: the next sync re-reads from the last committed cursor (entries are upserted
+by stable key, so a re-read changes nothing). :class:`StoreContext` answers a source's
+questions from the store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.core.model import Issue, TimeEntry
-from worker.errors import ConfigurationError
+from worker.ports import BadEntry, EntrySource, SourceBatch, SourceContext, SourceKind
 from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Cursor,
@@ -34,59 +32,11 @@ from worker.store import (
     Line,
     Source,
     SourceIssue,
-    SourceKind,
     transaction,
     utcnow,
 )
 
 LOOKUP_CHUNK = 500  # keys per IN (...) query: well under SQLite's bound-parameter limit
-
-
-@dataclass(frozen=True, slots=True)
-class BadEntry:
-    """An entry the source could not turn into a TimeEntry, and why."""
-
-    key: str
-    reason: str
-    issue_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SourceBatch:
-    issues: tuple[Issue, ...] = ()
-    entries: tuple[TimeEntry, ...] = ()
-    deleted: tuple[str, ...] = ()  # entry keys deleted at the source
-    bad: tuple[BadEntry, ...] = ()
-    cursors: Mapping[str, str] = field(default_factory=dict)  # stream -> new value ("": drop)
-    # parts of the source that stopped answering (a repository the token lost): (what, why).
-    # Lost access is not deletion: what was read from them before stays as it is.
-    unreachable: tuple[tuple[str, str], ...] = ()
-
-
-class SourceContext:
-    """What a source may ask the store while it fetches (read-only). This base class
-    knows nothing, which suits a first sync, a dry run and tests."""
-
-    def issue_scopes(self, ids: Collection[str]) -> dict[str, tuple[str, frozenset[int]]]:
-        """The known ones among these issue ids: their project (or repository) and the JQL
-        rules that took them, as last recorded."""
-        return {}
-
-    def issue_ids_by_key(self, keys: Collection[str]) -> dict[str, str]:
-        """The stable ids of issues known by their current key (``owner/repo#42``)."""
-        return {}
-
-    def open_issues(self) -> list[tuple[str, str]]:
-        """(issue id, key) of the issues with lines on DRAFT invoices."""
-        return []
-
-    def active_entry_keys(self, issue_id: str) -> set[str]:
-        """The keys of the issue's entries the store holds as active."""
-        return self.active_entry_keys_of([issue_id]).get(issue_id, set())
-
-    def active_entry_keys_of(self, issue_ids: Collection[str]) -> dict[str, set[str]]:
-        """:meth:`active_entry_keys` of several issues at once (absent: none)."""
-        return {}
 
 
 class StoreContext(SourceContext):
@@ -171,18 +121,6 @@ class StoreContext(SourceContext):
                     if state == EntryState.ACTIVE and issue_id is not None:
                         found.setdefault(issue_id, set()).add(key)
         return found
-
-
-class EntrySource(Protocol):
-    """What the sync needs from a time source."""
-
-    name: str
-    kind: SourceKind
-
-    def fetch(self, cursors: Mapping[str, str], context: SourceContext) -> Iterator[SourceBatch]:
-        """Everything changed since ``cursors`` (empty on the first sync), in batches;
-        ``context`` answers questions about what the store already holds."""
-        ...
 
 
 def entry_hash(entry: TimeEntry) -> str:
@@ -397,105 +335,3 @@ def ingest(
         checkpoint("ingest.committed")
         progress("read", counts.entries_seen, None)
     return counts
-
-
-class InMemorySource:
-    """A time source held in memory, with a change log the cursor walks (tests, dry runs).
-
-    Every change gets the next sequence number; the cursor ``log`` is the last number a sync
-    has recorded. ``batch_size`` splits a fetch into several batches, as a paginated API
-    would.
-    """
-
-    def __init__(
-        self, name: str = "mem", kind: SourceKind = SourceKind.JIRA, batch_size: int = 1000
-    ) -> None:
-        self.name, self.kind, self.batch_size = name, kind, batch_size
-        self.issues: dict[str, Issue] = {}
-        self.entries: dict[str, TimeEntry] = {}
-        self._log: list[tuple[str, str]] = []  # (kind, key): "issue" | "entry" | "deleted"
-
-    def put_issue(self, issue: Issue) -> None:
-        self.issues[issue.issue_id] = issue
-        self._log.append(("issue", issue.issue_id))
-
-    def put_entries(self, entries: Iterable[TimeEntry]) -> None:
-        for entry in entries:
-            self.entries[entry.key] = entry
-            self._log.append(("entry", entry.key))
-
-    def edit(self, key: str, **changes: object) -> None:
-        self.put_entries([replace(self.entries[key], **changes)])  # type: ignore[arg-type]
-
-    def delete(self, key: str) -> None:
-        del self.entries[key]
-        self._log.append(("deleted", key))
-
-    def move(self, issue_id: str, key: str, project: str) -> None:
-        self.put_issue(replace(self.issues[issue_id], key=key, project=project))
-
-    def fetch(
-        self, cursors: Mapping[str, str], context: SourceContext | None = None
-    ) -> Iterator[SourceBatch]:
-        start = int(cursors.get("log", "0"))
-        end = len(self._log)
-        for low in range(start, end, self.batch_size):
-            high = min(low + self.batch_size, end)
-            issues: dict[str, Issue] = {}
-            entries: dict[str, TimeEntry] = {}
-            deleted: list[str] = []
-            for kind, key in self._log[low:high]:
-                if kind == "issue":
-                    issues[key] = self.issues[key]
-                elif kind == "entry" and key in self.entries:
-                    entries[key] = self.entries[key]
-                elif kind == "deleted":
-                    deleted.append(key)
-            yield SourceBatch(
-                issues=tuple(issues.values()),
-                entries=tuple(entries.values()),
-                deleted=tuple(deleted),
-                cursors={"log": str(high)},
-            )
-
-
-SourceFactory = Callable[[Any, Any], EntrySource]  # (Settings, the source's config) -> source
-
-
-def _jira(settings: Any, config: Any) -> EntrySource:
-    from worker.clients import jira_source  # deferred: the connector imports this module
-
-    return jira_source(settings, config)
-
-
-def _github(settings: Any, config: Any) -> EntrySource:
-    from worker.clients import github_source  # deferred, like _jira
-
-    return github_source(settings, config)
-
-
-# The connectors, by source kind; tests may register stand-ins.
-FACTORIES: dict[str, SourceFactory] = {"jira": _jira, "github": _github}
-
-
-@contextmanager
-def opened_source(settings: Any, config: Any) -> Iterator[EntrySource]:
-    """:func:`open_source`, closing its API client (connections) when done."""
-    source = open_source(settings, config)
-    try:
-        yield source
-    finally:
-        close = getattr(source, "close", None)
-        if callable(close):
-            close()
-
-
-def open_source(settings: Any, config: Any) -> EntrySource:
-    """The configured source as an EntrySource, or a configuration error saying why not."""
-    factory = FACTORIES.get(config.kind)
-    if factory is None:
-        raise ConfigurationError(
-            f"source {config.name!r}: no connector for kind {config.kind!r} is available "
-            "in this version of billsync"
-        )
-    return factory(settings, config)
