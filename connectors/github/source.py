@@ -284,6 +284,9 @@ class GitHubSource:
         now = issue_repository(raw)
         if str(raw.get("id")) != issue_id or now is None or now.casefold() == repo.casefold():
             return None
+        # GitHub's spelling may differ from the config's: a configured repository keeps the
+        # config's, so the rules that name it still take the issue
+        now = next((r for r in self.repos if r.casefold() == now.casefold()), now)
         return map_issue(self.name, now, raw)
 
     def _relist(

@@ -180,3 +180,31 @@ def test_enterprise_base_url(github: RunningGitHub, factory) -> None:
     counts = ingest(factory, GitHubSource("ghe", api, repos=["acme/api"], zone=BERLIN))
     assert counts.new > 0
     assert api.host == github.url.split("://")[1]
+
+
+def test_an_issue_transferred_to_a_configured_repository_keeps_the_configs_spelling(
+    github: RunningGitHub,
+) -> None:
+    """GitHub answers a transferred issue's old address with 301 to its new one; the issue
+    is recorded in its new repository under the name the config gives it (GitHub's names
+    are case-insensitive), so the rule naming that repository still takes it."""
+    source = source_for(github, repos=["acme/website", "ACME/Api"])
+    try:
+        issues = github.app.state.repo_issues(github.app.state.repo("acme/website").id)
+        # (number, id) before the transfers: the sandbox's issue objects move with them
+        (number, issue_id), (hidden, hidden_id) = [(i.number, i.id) for i in issues if not i.is_pr][
+            :2
+        ]
+        github._admin("POST", f"/issues/acme/website/{number}/transfer", json={"repo": "acme/api"})
+        moved = source._whereabouts("acme/website", number, str(issue_id))
+        assert moved is not None
+        assert (moved.issue_id, moved.project) == (str(issue_id), "ACME/Api")
+        assert moved.key.startswith("ACME/Api#")
+        # out of view (a private repository the token cannot see) is not a move
+        github.add_repo("acme/vault", private=True)
+        github._admin(
+            "POST", f"/issues/acme/website/{hidden}/transfer", json={"repo": "acme/vault"}
+        )
+        assert source._whereabouts("acme/website", hidden, str(hidden_id)) is None
+    finally:
+        source.close()
