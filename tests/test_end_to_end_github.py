@@ -43,15 +43,38 @@ def sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
+@pytest.fixture
+def github_http(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
+    """An httpx client on the GitHub sandbox's API, closed even when the test fails."""
+    with httpx.Client(base_url=sandbox.github.url, headers=GH, timeout=10) as client:
+        yield client
+
+
+def bill_this_month(sandbox: RunningSandbox) -> None:
+    """A /spend comment written now on an acme issue: the demo data is spread over the weeks
+    before the sandbox clock's now, and early in a month none of it may fall in it yet."""
+    state = sandbox.github_app.state
+    number = next(i.number for i in state.repo_issues(state.repo("acme/website").id))
+    posted = httpx.post(
+        f"{sandbox.github.url}/_sandbox/comments",
+        json={"repo": "acme/website", "issue": number, "body": "Kick-off.\n/spend 1h"},
+        timeout=10,
+    )
+    assert posted.status_code == 200, posted.text
+
+
 def github_config(tmp_path: Path, running: RunningSandbox) -> str:
     path = config_for(tmp_path, running)
     path.write_text(path.read_text().replace("http://127.0.0.1:8732", running.github.url))
     return str(path)
 
 
-def test_github_to_kukkingu_then_a_deleted_comment(tmp_path: Path, sandbox: RunningSandbox) -> None:
+def test_github_to_kukkingu_then_a_deleted_comment(
+    tmp_path: Path, sandbox: RunningSandbox, github_http: httpx.Client
+) -> None:
     config = github_config(tmp_path, sandbox)
     run("-c", config, "db", "upgrade")
+    bill_this_month(sandbox)
     out = run("-c", config, "sync", "--source", "github-demo")
     assert out.startswith("github-demo: ")
     info = sandbox.info()["kukkingu"]
@@ -68,7 +91,7 @@ def test_github_to_kukkingu_then_a_deleted_comment(tmp_path: Path, sandbox: Runn
         sandbox.github_app.requests.reset()
         run("-c", config, "sync", "--source", "github-demo")
         assert writes(dict(sandbox.kukkingu_app.requests.snapshot())) == {}
-        github = httpx.Client(base_url=sandbox.github.url, headers=GH, timeout=10)
+        github = github_http
         counted = sandbox.github_app.requests.snapshot()
         relisted = counted.pop("GET /repos/{owner}/{repo}/issues/{number}/comments", 0)
         assert counted == {
@@ -115,7 +138,6 @@ def test_github_to_kukkingu_then_a_deleted_comment(tmp_path: Path, sandbox: Runn
             "PUT /api/v1/invoices/{invoiceId}": 1,
         }
         second = snapshot(kk)
-        github.close()
     back = {b["referenceId"]: b for b in second.billables[invoice]}[line["referenceId"]]
     assert (back["quantity"], back["amountMinor"]) == (line["quantity"], line["amountMinor"])
     assert second.invoices[invoice]["amountMinor"] == first.invoices[invoice]["amountMinor"]
@@ -129,6 +151,7 @@ def test_a_deletion_hidden_by_an_addition_on_the_same_issue(
     the new comment still makes billsync list the issue's comments again."""
     config = github_config(tmp_path, sandbox)
     run("-c", config, "db", "upgrade")
+    bill_this_month(sandbox)
     run("-c", config, "sync", "--source", "github-demo")
     info = sandbox.info()["kukkingu"]
     with KukkinguClient(info["baseUrl"], info["tenantId"], SecretStr(info["token"])) as kk:
