@@ -6,9 +6,11 @@ a beat that does not hold it sends nothing, says once that it stands by, and che
 soon, so it takes over within one TTL if the active beat dies. (The per-source lock would
 keep two copies of one sync from overlapping anyway; this keeps the schedule from doubling.)
 
-Failover: the active beat records when it last sent each entry (``billsync:beat:last-run``,
-a hash of entry name to epoch seconds). A beat that takes over first moves its entries'
-last-run times up to those, so it does not send the current period again.
+Failover: the active beat records each entry's period (``billsync:beat:last-run``, a hash of
+entry name to epoch seconds) *before* it sends it. A beat that takes over first moves its
+entries' last-run times up to those, so it never sends a period again: a period is sent at
+most once across a failover. (A beat killed between the record and the send loses that send;
+the next period's sync reads from the same cursors, so only time is lost, never work.)
 
 Expiry: each send is stamped with ``billsync_not_after`` (now + the entry's
 ``billsync_expires_in``); see :mod:`schedules.beat`.
@@ -86,12 +88,26 @@ class LockedScheduler(PersistentScheduler):  # type: ignore[misc]
         self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any
     ) -> Any:
         entry.options = stamp(entry.options, time.time())
+        due = self._record(entry.name)
         result = super().apply_async(entry, producer, advance, **kwargs)
-        sent = self.schedule.get(entry.name)
-        if sent is not None and sent.last_run_at is not None:
-            with contextlib.suppress(RedisError):  # a lost record costs one resend at most
-                self._redis.hset(LAST_RUN, entry.name, _aware(sent.last_run_at).timestamp())
+        log.info("sent %s (due %s)", entry.name, due.isoformat() if due else "now")
         return result
+
+    def _record(self, name: str) -> datetime | None:
+        """Record this period of ``name`` as sent, *before* sending it.
+
+        By the time Celery's tick sends an entry it has already moved the entry's last run to
+        this period. Recording it first means a standby that takes over never sends the period
+        again. A beat killed between this record and its send loses that one send; the source's
+        next scheduled time covers it (a sync reads from its cursors, not from the period).
+        """
+        sent = self.schedule.get(name)
+        if sent is None or sent.last_run_at is None:
+            return None
+        due = _aware(sent.last_run_at)
+        with contextlib.suppress(RedisError):  # a lost record costs one resend at most
+            self._redis.hset(LAST_RUN, name, due.timestamp())
+        return due
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self._hold():

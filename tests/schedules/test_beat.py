@@ -1,12 +1,16 @@
 """The beat schedule table, and one active beat among several (real Redis)."""
 
+import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
+from redis import Redis
 
 from schedules.beat import beat_schedule, entries
-from schedules.scheduler import STANDBY_CHECK, LockedScheduler
+from schedules.scheduler import BEAT_LOCK, STANDBY_CHECK, LockedScheduler
 from tests.support.redis import RedisServer
 from worker.config import Settings, parse_config
 
@@ -65,6 +69,61 @@ def test_a_second_beat_stands_by(redis_server: RedisServer, tmp_path: Path) -> N
         assert second._held
     finally:
         second.close()
+
+
+class DiesWhileSending:
+    """A producer whose process is killed the moment it is used to send (a BaseException:
+    beat's tick lets it through, as it would a kill)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise KeyboardInterrupt
+
+
+def test_a_beat_that_dies_while_sending_leaves_the_period_to_nobody(
+    redis_server: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Record, then send: a standby that takes over never sends the dead beat's period again.
+
+    Recording after the send (the old order) left a window in which a killed beat had sent a
+    period the standby did not know about, so the standby sent it again."""
+    redis = Redis.from_url(redis_server.url)
+    redis.flushall()  # no lock, record or message of another test
+    app = Celery("t", broker=redis_server.url)
+    app.conf.beat_schedule = beat_schedule(settings_with("* * * * *"))
+    app.conf.timezone = "UTC"
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    first = LockedScheduler(app=app, schedule_filename=str(tmp_path / "a"))
+    second = LockedScheduler(app=app, schedule_filename=str(tmp_path / "b"))
+    for beat in (first, second):  # both last ran long ago: the current minute is due
+        beat.schedule["sync s0"].last_run_at = long_ago
+    try:
+        first.producer = DiesWhileSending()
+        with pytest.raises(KeyboardInterrupt):  # it takes the lock, then dies sending the minute
+            first.tick()
+        dead_minute = minute(first.schedule["sync s0"].last_run_at)
+        assert second.tick() == STANDBY_CHECK  # the dead beat's lock is still there
+        redis.delete(BEAT_LOCK)  # until it expires
+        with caplog.at_level(logging.INFO, logger="celery.beat"):
+            second.tick()
+            second.tick()
+        assert second._held
+        sent = [
+            minute(datetime.fromtimestamp(record.created, UTC))
+            for record in caplog.records
+            if "Sending due task" in record.getMessage()
+        ]
+        assert len(sent) == redis.llen("celery")
+        # (a minute boundary between the two beats' ticks makes the next minute due: that one
+        # is the standby's to send)
+        assert dead_minute not in sent, "the standby sent the dead beat's minute again"
+    finally:
+        first.close()
+        second.close()
+        redis.close()
+
+
+def minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
 
 
 def test_crontab_fields_are_read_in_standard_order() -> None:
