@@ -153,8 +153,13 @@ def db_current(state: _State, url: str | None) -> None:
 @cli.command("sync")
 @click.option("--source", "source_name", help="Only this source (default: every source).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing anywhere.")
+@click.option(
+    "--replan",
+    is_flag=True,
+    help="Plan every issue again, not only what changed (a rules change does this itself).",
+)
 @pass_state
-def sync_command(state: _State, source_name: str | None, dry_run: bool) -> None:
+def sync_command(state: _State, source_name: str | None, dry_run: bool, replan: bool) -> None:
     """Sync time into Kukkingu now, inline (no broker); non-zero exit on failure."""
     from worker.store import current, head
 
@@ -172,18 +177,20 @@ def sync_command(state: _State, source_name: str | None, dry_run: bool) -> None:
             f"the state store {_safe_url(settings.state_url)} is not migrated: "
             "run `billsync db upgrade` first"
         )
-    failed = _run_syncs(settings, [c.name for c in configs], dry_run=dry_run)
+    failed = _run_syncs(settings, [c.name for c in configs], dry_run=dry_run, replan=replan)
     if dry_run:
         click.echo("dry run: nothing was written")
     if failed:
         sys.exit(1)
 
 
-def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
+def _run_syncs(
+    settings: Settings, names: list[str], *, dry_run: bool, replan: bool = False
+) -> bool:
     """Sync (or plan) each named source in turn; True when one of them failed."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from worker.clients import opened_source
+    from worker.clients import kukkingu_client, opened_source
     from worker.errors import BillsyncError
     from worker.progress import terminal_progress
     from worker.report import plan_lines, summary
@@ -201,7 +208,7 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
                 try:
                     with opened_source(settings, settings.source(name)) as source:
                         if dry_run:
-                            result = plan_only(settings, factory, client, source)
+                            result = plan_only(settings, factory, client, source, replan=replan)
                             click.echo("\n".join(plan_lines(result)))
                             continue
                         with (
@@ -217,6 +224,7 @@ def _run_syncs(settings: Settings, names: list[str], *, dry_run: bool) -> bool:
                                 checkpoint=checkpoint,
                                 ledger_lock=ledger,
                                 fence=fence,
+                                replan=replan,
                             )
                         click.echo(summary(result))
                         for what, why in result.ingested.unreachable:
@@ -448,6 +456,8 @@ def sandbox_command(
     info_path: Path | None,
 ) -> None:
     """Serve the sandbox APIs (Kukkingu, Jira, GitHub) with demo data until interrupted."""
+    from sandbox.main import SandboxStartError, start_sandbox, write_info
+
     try:
         with start_sandbox(
             host,

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.core.model import Issue, TimeEntry
+from worker.ledger import mark_dirty
 from worker.ports import BadEntry, EntrySource, SourceBatch, SourceContext, SourceKind
 from worker.progress import ProgressFn, no_progress
 from worker.store import (
@@ -163,21 +164,29 @@ def load_cursors(session: Session, source: Source) -> dict[str, str]:
 
 def _record_issue(
     session: Session, source: Source, issue: Issue, known: dict[str, SourceIssue]
-) -> None:
+) -> bool:
+    """Upsert one issue; True when what billing reads of it is new or changed."""
     row = known.get(issue.issue_id)
     if row is None:
         row = SourceIssue(source_id=source.id, external_id=issue.issue_id)
         session.add(row)
         known[issue.issue_id] = row
+    before = (row.key, row.project, row.summary, row.labels, row.jql_rules)
     row.key, row.project, row.summary = issue.key, issue.project, issue.summary
     row.labels = sorted(issue.labels)
     row.jql_rules = sorted(issue.jql_rules)
+    return before != (row.key, row.project, row.summary, row.labels, row.jql_rules)
 
 
 def _record_entry(
-    session: Session, source: Source, entry: TimeEntry, known: dict[str, Entry]
+    session: Session,
+    source: Source,
+    entry: TimeEntry,
+    known: dict[str, Entry],
+    dirty: set[str | None],
 ) -> str:
-    """Upsert one entry by its stable key; returns "new", "changed" or "unchanged"."""
+    """Upsert one entry by its stable key; returns "new", "changed" or "unchanged". The
+    issues it was and is in go into ``dirty`` when it is not unchanged."""
     digest = entry_hash(entry)
     row = known.get(entry.key)
     outcome = "changed"
@@ -188,24 +197,34 @@ def _record_entry(
         outcome = "new"
     elif row.content_hash == digest and row.state == EntryState.ACTIVE:
         return "unchanged"
+    dirty.update((row.external_issue_id, entry.issue_id))
     row.external_issue_id, row.author = entry.issue_id, entry.author
     row.started_at, row.seconds = entry.started, entry.seconds
     row.content_hash, row.state, row.bad_reason = digest, EntryState.ACTIVE, None
     return outcome
 
 
-def _record_deleted(known: dict[str, Entry], key: str) -> bool:
+def _record_deleted(known: dict[str, Entry], key: str, dirty: set[str | None]) -> bool:
     row = known.get(key)
     if row is None or row.state == EntryState.DELETED:
         return False
     row.state = EntryState.DELETED
+    dirty.add(row.external_issue_id)
     return True
 
 
-def _record_bad(session: Session, source: Source, bad: BadEntry, known: dict[str, Entry]) -> bool:
+def _record_bad(
+    session: Session,
+    source: Source,
+    bad: BadEntry,
+    known: dict[str, Entry],
+    dirty: set[str | None],
+) -> bool:
     """Record a bad entry; True when it is news (not recorded as bad for this reason yet)."""
     row = known.get(bad.key)
     news = row is None or row.state != EntryState.BAD or row.bad_reason != bad.reason
+    if row is not None and row.state != EntryState.BAD:
+        dirty.update((row.external_issue_id, bad.issue_id))  # its good version is not billed
     if row is None:
         row = Entry(key=bad.key, source_id=source.id, content_hash="")
         session.add(row)
@@ -257,25 +276,29 @@ def _record_cursor(session: Session, source: Source, stream: str, value: str) ->
 def record_batch(
     session: Session, source: Source, batch: SourceBatch, counts: IngestCounts
 ) -> None:
-    """One batch, cursor included, in the caller's transaction."""
+    """One batch, cursor included, in the caller's transaction; the issues whose billing it
+    may change are marked dirty in the same transaction."""
+    dirty: set[str | None] = set()
     issues = _issues_by_id(session, source, [i.issue_id for i in batch.issues])
     for issue in batch.issues:
-        _record_issue(session, source, issue, issues)
+        if _record_issue(session, source, issue, issues):
+            dirty.add(issue.issue_id)
         counts.issues += 1
     keys = [e.key for e in batch.entries] + list(batch.deleted) + [b.key for b in batch.bad]
     entries = _entries_by_key(session, keys)
     for entry in batch.entries:
-        outcome = _record_entry(session, source, entry, entries)
+        outcome = _record_entry(session, source, entry, entries, dirty)
         setattr(counts, outcome, getattr(counts, outcome) + 1)
     for key in batch.deleted:
-        counts.deleted += _record_deleted(entries, key)
+        counts.deleted += _record_deleted(entries, key, dirty)
     for bad in batch.bad:
-        counts.bad_new += _record_bad(session, source, bad, entries)
+        counts.bad_new += _record_bad(session, source, bad, entries, dirty)
         counts.bad += 1
     for stream, value in batch.cursors.items():
         _record_cursor(session, source, stream, value)
     counts.unreachable += batch.unreachable
     session.flush()
+    mark_dirty(session, ((source.id, issue) for issue in dirty))
 
 
 LOST = ErrorKind.CONFIGURATION  # the kind of an "unreachable" problem: an operator fixes access

@@ -1,15 +1,25 @@
 """The ledger: the planner's view of the state store, and the recording of a plan.
 
-:func:`load_view` reads what the planner needs (drafts, this source's lines and the entries
-they count); :func:`load_work` reads the source's active entries and its issues;
+:func:`planning_scope` says which of a source's issues to plan: the ones marked dirty
+(:func:`mark_dirty`, in the transaction of each change) and what they reach, or all of them.
+:func:`load_view` reads what the planner needs for them (the open drafts' fill, their lines
+and the entries they count); :func:`load_work` reads their active entries and the issues;
 :func:`record_plan` writes a plan's drafts, lines, drift and problems in the caller's
-transaction. Kukkingu is not touched here: the applier carries the recorded ledger out.
+transaction, and :func:`consume` removes the marks it planned in the same one. Kukkingu is
+not touched here: the applier carries the recorded ledger out.
+
+**Closed scopes.** The planner treats what it is given as the whole truth about each group
+it visits: a group's entries missing from its input would zero the group's line, and an
+entry's time held by a finalized line missing from it would be billed again. So a scope is
+closed: every entry of a planned issue is loaded, every line of it, every line counting one
+of its entries, and (through those) the issues of every entry such a line counts.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -30,6 +40,7 @@ from worker.core.model import (
     TimeEntry,
 )
 from worker.store import (
+    DirtyIssue,
     Draft,
     DraftStatus,
     Drift,
@@ -65,14 +76,102 @@ def draft_key(draft: Draft) -> DraftKey:
     return DraftKey(draft.contract_id, draft.currency, draft.period, draft.seq)
 
 
-def load_view(session: Session, source: Source) -> LedgerView:
-    """Every draft, and the lines of ``source`` with the entries they count."""
+def mark_dirty(session: Session, marks: Iterable[tuple[int, str | None]]) -> None:
+    """Mark (source id, issue id) pairs for the next plan, in the caller's transaction."""
+    values = [
+        {"source_id": source_id, "issue_id": issue_id}
+        for source_id, issue_id in sorted({m for m in marks if m[1] is not None})
+    ]
+    if values:
+        session.execute(insert(DirtyIssue), values)
+
+
+def mark_lines_dirty(session: Session, line_ids: Iterable[int]) -> None:
+    """Mark the issues of these lines (their invoice closed, a write of them was refused)."""
+    marks: set[tuple[int, str | None]] = set()
+    for chunk in _chunks(sorted(set(line_ids))):
+        marks.update(
+            session.execute(select(Line.source_id, Line.issue_id).where(Line.id.in_(chunk))).all()
+        )
+    mark_dirty(session, marks)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a plan covers: some issues of a source (closed, see the module) or all of them
+    (``issues`` None), and the dirty marks it read (:func:`consume` removes those)."""
+
+    issues: frozenset[str] | None
+    marks: frozenset[int] = frozenset()
+
+    @property
+    def full(self) -> bool:
+        return self.issues is None
+
+
+def planning_scope(session: Session, source: Source, *, full: bool) -> Scope:
+    """The issues of ``source`` to plan now: everything, or the dirty ones and what they
+    reach."""
+    rows = session.execute(
+        select(DirtyIssue.id, DirtyIssue.issue_id).where(DirtyIssue.source_id == source.id)
+    ).all()
+    marks = frozenset(mark_id for mark_id, _ in rows)
+    if full:
+        return Scope(None, marks)
+    return Scope(frozenset(_closure(session, source, {issue for _, issue in rows})), marks)
+
+
+def _closure(session: Session, source: Source, issues: set[str]) -> set[str]:
+    """``issues`` and every issue they reach through the entries their lines count and the
+    lines that count their entries (usually none: an entry stays with its issue)."""
+    done: set[str] = set()
+    todo = set(issues)
+    while todo:
+        done |= todo
+        found: set[str | None] = set()
+        for chunk in _chunks(sorted(todo)):
+            found.update(
+                session.scalars(
+                    select(Line.issue_id)
+                    .join(LineEntry, LineEntry.line_id == Line.id)
+                    .join(Entry, Entry.id == LineEntry.entry_id)
+                    .where(Entry.source_id == source.id, Entry.external_issue_id.in_(chunk))
+                    .distinct()
+                )
+            )
+            found.update(
+                session.scalars(
+                    select(Entry.external_issue_id)
+                    .join(LineEntry, LineEntry.entry_id == Entry.id)
+                    .join(Line, Line.id == LineEntry.line_id)
+                    .where(Line.source_id == source.id, Line.issue_id.in_(chunk))
+                    .distinct()
+                )
+            )
+        todo = {issue for issue in found if issue is not None} - done
+    return done
+
+
+def consume(session: Session, scope: Scope) -> None:
+    """The plan of ``scope`` is recorded (this transaction): the marks it read are done.
+    Only those: a mark committed since (another sync noticed a closed invoice, say) stays
+    for the next plan, whatever its id."""
+    for chunk in _chunks(sorted(scope.marks)):
+        session.execute(delete(DirtyIssue).where(DirtyIssue.id.in_(chunk)))
+
+
+def load_view(session: Session, source: Source, scope: Scope = Scope(None)) -> LedgerView:
+    """Every draft (the open ones with their fill and references, from every source's
+    lines), and the lines of ``source`` in ``scope`` with the entries they count."""
     drafts = session.scalars(select(Draft).order_by(Draft.id)).all()
     refs: dict[int, set[tuple[str, str]]] = defaultdict(set)
     count: dict[int, int] = defaultdict(int)
     next_position: dict[int, int] = defaultdict(int)
+    # Lines go only onto open drafts: the closed ones' fill and references are never asked.
     placed = session.execute(
         select(Line.draft_id, Line.reference_type, Line.reference_id, Line.position)
+        .join(Draft, Draft.id == Line.draft_id)
+        .where(Draft.status == DraftStatus.DRAFT)
     )
     for draft_id, reference_type, reference_id, position in placed:
         refs[draft_id].add((reference_type, reference_id))
@@ -90,45 +189,77 @@ def load_view(session: Session, source: Source) -> LedgerView:
         )
         for d in drafts
     )
-    counted: dict[int, dict[str, int]] = defaultdict(dict)
-    rows = session.execute(
-        select(LineEntry.line_id, Entry.key, LineEntry.seconds)
-        .join(Entry, Entry.id == LineEntry.entry_id)
-        .join(Line, Line.id == LineEntry.line_id)
-        .where(Line.source_id == source.id)
-    )
-    for line_id, key, seconds in rows:
-        counted[line_id][key] = seconds
+    rows = [
+        row
+        for where in _issue_filters(Line.issue_id, scope)
+        for row in session.execute(
+            select(
+                Line.id,
+                Line.group_key,
+                Line.draft_id,
+                Line.reference_type,
+                Line.reference_id,
+                Line.position,
+                Line.payload_hash,
+                Line.late,
+            ).where(Line.source_id == source.id, *where)
+        )
+    ]
+    if scope.full:  # one join, not a lookup per chunk of ids
+        counted: dict[int, dict[str, int]] = defaultdict(dict)
+        for line_id, key, seconds in session.execute(
+            select(LineEntry.line_id, Entry.key, LineEntry.seconds)
+            .join(Entry, Entry.id == LineEntry.entry_id)
+            .join(Line, Line.id == LineEntry.line_id)
+            .where(Line.source_id == source.id)
+        ):
+            counted[line_id][key] = seconds
+    else:
+        counted = counted_entries(session, [row.id for row in rows])
     lines = tuple(
         LedgerLine(
-            id=line.id,
-            group=GroupKey.decode(line.group_key),
-            draft_id=line.draft_id,
-            reference_type=line.reference_type,
-            reference_id=line.reference_id,
-            position=line.position,
-            entries=counted[line.id],
-            written_digest=line.payload_hash,
-            late=line.late,
+            id=row.id,
+            group=GroupKey.decode(row.group_key),
+            draft_id=row.draft_id,
+            reference_type=row.reference_type,
+            reference_id=row.reference_id,
+            position=row.position,
+            entries=counted.get(row.id, {}),
+            written_digest=row.payload_hash,
+            late=row.late,
         )
-        for line in session.scalars(select(Line).where(Line.source_id == source.id))
+        for row in rows
     )
     return LedgerView(drafts=ledger_drafts, lines=lines)
 
 
-def load_work(session: Session, source: Source) -> tuple[list[TimeEntry], list[Issue]]:
-    """The source's active entries and every issue it has told about."""
+def _issue_filters(column: Any, scope: Scope) -> Iterable[tuple[Any, ...]]:
+    """WHERE clauses that together select ``scope``'s issues (chunked), or everything."""
+    if scope.issues is None:
+        yield ()
+        return
+    for chunk in _chunks(sorted(scope.issues)):
+        yield (column.in_(chunk),)
+
+
+def load_work(
+    session: Session, source: Source, scope: Scope = Scope(None)
+) -> tuple[list[TimeEntry], list[Issue]]:
+    """The active entries of ``scope``'s issues, and those issues."""
     entries = [
         TimeEntry(
             key=row.key,
             source=source.name,
             issue_id=row.external_issue_id or "",
             author=row.author or "",
-            started=row.started_at,  # type: ignore[arg-type]  # set on every active entry
+            started=row.started_at,
             seconds=row.seconds or 0,
         )
-        for row in session.scalars(
-            select(Entry).where(Entry.source_id == source.id, Entry.state == EntryState.ACTIVE)
+        for where in _issue_filters(Entry.external_issue_id, scope)
+        for row in session.execute(
+            select(
+                Entry.key, Entry.external_issue_id, Entry.author, Entry.started_at, Entry.seconds
+            ).where(Entry.source_id == source.id, Entry.state == EntryState.ACTIVE, *where)
         )
     ]
     issues = [
@@ -141,9 +272,21 @@ def load_work(session: Session, source: Source) -> tuple[list[TimeEntry], list[I
             labels=frozenset(row.labels),
             jql_rules=frozenset(row.jql_rules),
         )
-        for row in session.scalars(select(SourceIssue).where(SourceIssue.source_id == source.id))
+        for where in _issue_filters(SourceIssue.external_id, scope)
+        for row in session.scalars(
+            select(SourceIssue).where(SourceIssue.source_id == source.id, *where)
+        )
     ]
     return entries, issues
+
+
+def entry_keys(session: Session, source: Source, scope: Scope) -> set[str]:
+    """Every entry key (any state) of ``scope``'s issues: the problems it may resolve."""
+    return {
+        key
+        for where in _issue_filters(Entry.external_issue_id, scope)
+        for key in session.scalars(select(Entry.key).where(Entry.source_id == source.id, *where))
+    }
 
 
 def _set_content(line: Line, content: LineContent) -> None:
@@ -214,6 +357,7 @@ def restore_confirmed(session: Session, line: Line, held: LineContent) -> bool:
     those entries are unknown (a line confirmed before billsync kept them)."""
     _set_content(line, held)
     line.payload_hash = held.digest()
+    mark_dirty(session, [(line.source_id, line.issue_id)])
     if line.confirmed_entries is None:
         return False
     entries = {str(k): int(v) for k, v in line.confirmed_entries.items()}
@@ -225,14 +369,18 @@ def restore_confirmed(session: Session, line: Line, held: LineContent) -> bool:
 def unbill(session: Session, line_ids: list[int]) -> None:
     """Remove lines Kukkingu never stored (their invoice closed first): their entries are
     planned again, onto an open draft."""
+    mark_lines_dirty(session, line_ids)
     for chunk in _chunks(sorted(line_ids)):
         session.execute(delete(Drift).where(Drift.line_id.in_(chunk)))
         session.execute(delete(LineEntry).where(LineEntry.line_id.in_(chunk)))
         session.execute(delete(Line).where(Line.id.in_(chunk)))
 
 
-def record_plan(session: Session, source: Source, plan: Plan) -> None:
-    """Write ``plan`` into the ledger (the caller's transaction)."""
+def record_plan(
+    session: Session, source: Source, plan: Plan, view: LedgerView, *, full: bool = True
+) -> None:
+    """Write ``plan``, made against ``view``, into the ledger (the caller's transaction).
+    ``full``: the plan covered every issue of the source (else only ``view``'s lines)."""
     keys = {key for create in plan.creates for key in create.entries}
     keys |= {key for update in plan.updates for key in update.entries}
     keys |= {item.entry_key for item in plan.drift}
@@ -260,6 +408,7 @@ def record_plan(session: Session, source: Source, plan: Plan) -> None:
             draft_id=drafts[create.draft].id,
             source_id=source.id,
             group_key=create.group.encode(),
+            issue_id=create.group.issue_id,
             contract_id=create.group.contract_id,
             period=create.group.period,
             state=LineState.PENDING,
@@ -294,17 +443,35 @@ def record_plan(session: Session, source: Source, plan: Plan) -> None:
     session.flush()
     _replace_entries(session, counted, ids)
 
-    _record_drift(session, source, plan, ids)
+    _record_drift(session, source, plan, ids, None if full else [line.id for line in view.lines])
 
 
-def _record_drift(session: Session, source: Source, plan: Plan, ids: dict[str, int]) -> None:
-    """Drift as it stands now: new rows, updated deltas, and no row for drift that is gone."""
+def _record_drift(
+    session: Session,
+    source: Source,
+    plan: Plan,
+    ids: dict[str, int],
+    planned: list[int] | None,
+) -> None:
+    """Drift of the ``planned`` lines (None: every line of ``source``) as it stands now: new
+    rows, updated deltas, and no row for drift that is gone."""
     current = {
         (item.line_id, ids[item.entry_key], DriftKind(item.kind)): item for item in plan.drift
     }
-    existing = session.scalars(
-        select(Drift).join(Line, Line.id == Drift.line_id).where(Line.source_id == source.id)
-    ).all()
+    if planned is None:
+        existing = list(
+            session.scalars(
+                select(Drift)
+                .join(Line, Line.id == Drift.line_id)
+                .where(Line.source_id == source.id)
+            )
+        )
+    else:
+        existing = [
+            row
+            for chunk in _chunks(sorted(planned))
+            for row in session.scalars(select(Drift).where(Drift.line_id.in_(chunk)))
+        ]
     rows = {(row.line_id, row.entry_id, row.kind): row for row in existing}
     for key, row in rows.items():
         if key not in current and row.acknowledged_at is None:
@@ -328,14 +495,20 @@ def record_problems(
     run_id: int | None,
     now: datetime,
     kinds: tuple[ErrorKind, ...] = (ErrorKind.UNMAPPED, ErrorKind.BAD_ENTRY),
+    within: Collection[str] | None = None,
 ) -> None:
-    """Open the problems seen now, resolve the ones of ``kinds`` that are gone."""
+    """Open the problems seen now, resolve the ones of ``kinds`` that are gone. ``within``:
+    the subjects that were looked at (the entries of a partial plan); None: all."""
     current = {(ErrorKind(p.kind), p.entry_key): p for p in problems}
-    open_rows = session.scalars(
-        select(Error).where(
-            Error.source_id == source.id, Error.kind.in_(kinds), Error.resolved_at.is_(None)
-        )
-    ).all()
+    where = [Error.source_id == source.id, Error.kind.in_(kinds), Error.resolved_at.is_(None)]
+    if within is None:
+        open_rows = list(session.scalars(select(Error).where(*where)))
+    else:
+        open_rows = [
+            row
+            for chunk in _chunks(sorted(within))
+            for row in session.scalars(select(Error).where(*where, Error.subject.in_(chunk)))
+        ]
     seen = set()
     for row in open_rows:
         problem = current.get((row.kind, row.subject))

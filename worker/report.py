@@ -32,6 +32,11 @@ def plan_lines(result: SyncResult) -> Iterator[str]:
         f"source {result.source}: {i.entries_seen} entries read "
         f"({i.new} new, {i.changed} changed, {i.deleted} deleted, {i.bad} bad)"
     )
+    yield (
+        "  planned every issue (new rules, or --replan)"
+        if result.replanned
+        else f"  planned the {result.planned_issues} issue(s) whose billing may have changed"
+    )
     if not changes:
         yield "  nothing to write to Kukkingu"
     for draft in sorted(changes):
@@ -71,14 +76,13 @@ def summary(result: SyncResult) -> str:
         parts.append(f"{a.lines_rejected} refused by Kukkingu (see the dashboard's problems)")
     parts.append(f"{a.drafts_created} drafts opened")
     parts.append(f"{requests} Kukkingu requests")
-    plan = result.plan
-    if plan.problems or i.bad or result.bad_total:
+    if result.unmapped_total or i.bad or result.bad_total:
         parts.append(
-            f"{len(plan.problems)} unmapped, {i.bad_new} new bad entries "
+            f"{result.unmapped_total} unmapped, {i.bad_new} new bad entries "
             f"({result.bad_total} in all; see the dashboard)"
         )
-    if plan.drift:
-        parts.append(f"{len(plan.drift)} drift")
+    if result.drift_total:
+        parts.append(f"{result.drift_total} drift")
     if i.unreachable:
         lost = ", ".join(what for what, _ in i.unreachable)
         parts.append(f"PARTIAL: {lost} did not answer (see the dashboard's problems)")

@@ -10,13 +10,16 @@ sends no write to Kukkingu: it reads invoices to know their statuses, nothing mo
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.kukkingu import Invoice, KukkinguClient
@@ -34,14 +37,27 @@ from worker.ingest import (
     record_unreachable,
     source_row,
 )
-from worker.ledger import load_view, load_work, record_plan, record_problems
+from worker.ledger import (
+    Scope,
+    consume,
+    entry_keys,
+    load_view,
+    load_work,
+    mark_lines_dirty,
+    planning_scope,
+    record_plan,
+    record_problems,
+)
 from worker.ports import EntrySource
 from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Draft,
     DraftStatus,
+    Drift,
     Entry,
     EntryState,
+    Error,
+    ErrorKind,
     Line,
     LineState,
     Run,
@@ -85,6 +101,22 @@ def rules_from(settings: Settings) -> list[Rule]:
     ]
 
 
+def plan_digest(settings: Settings) -> str:
+    """A digest of what billing is planned by: the rules and the time zone. A ledger planned
+    under another digest is planned again in full."""
+    rules = [dataclasses.asdict(rule) for rule in rules_from(settings)]
+    text = json.dumps(
+        [str(settings.timezone), rules], sort_keys=True, default=_sorted, separators=(",", ":")
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sorted(value: object) -> object:
+    if isinstance(value, frozenset | set):
+        return sorted(value, key=str)
+    return str(value)
+
+
 @dataclass
 class SyncResult:
     source: str
@@ -93,8 +125,13 @@ class SyncResult:
     applied: ApplyCounts
     plans: list[Plan] = field(default_factory=list)
     view: LedgerView | None = None  # the ledger the (last) plan was made against
+    replanned: bool = False  # a plan covered every issue (new rules, or asked for)
+    planned_issues: int = 0  # issues the (last) plan covered, when not every one
     requests: dict[str, int] = field(default_factory=dict)
     bad_total: int = 0  # bad entries of the source in the store, this run's included
+    # what stays open after the run (a plan of what changed sees only its own part)
+    unmapped_total: int = 0  # unmapped entries of the source
+    drift_total: int = 0  # drift on the source's lines not acknowledged
 
     @property
     def plan(self) -> Plan:
@@ -128,6 +165,9 @@ def refresh_statuses(
         if status != draft.status:
             changed.append(f"{draft.invoice_number}: {draft.status.value} -> {status.value}")
             draft.status = status
+            mark_lines_dirty(
+                session, session.scalars(select(Line.id).where(Line.draft_id == draft.id))
+            )
             if status != DraftStatus.DRAFT:
                 for line in session.scalars(select(Line).where(Line.draft_id == draft.id)):
                     line.state = LineState.FROZEN
@@ -144,10 +184,10 @@ def _bad_entries(session: Session, source: Source) -> list[Problem]:
 
 
 def _plan(
-    session: Session, settings: Settings, source: Source, now: datetime
+    session: Session, settings: Settings, source: Source, now: datetime, scope: Scope
 ) -> tuple[Plan, LedgerView]:
-    entries, issues = load_work(session, source)
-    view = load_view(session, source)
+    entries, issues = load_work(session, source, scope)
+    view = load_view(session, source, scope)
     result = make_plan(
         entries=entries,
         issues=issues,
@@ -167,6 +207,7 @@ def dry_run(
     source: EntrySource,
     *,
     now: Callable[[], datetime] = utcnow,
+    replan: bool = False,
 ) -> SyncResult:
     """What a sync would do, computed in a transaction that is rolled back."""
     counts = IngestCounts()
@@ -178,7 +219,8 @@ def dry_run(
                 record_batch(session, row, batch, counts)
             refresh_statuses(session, client)
             session.flush()
-            result, view = _plan(session, settings, row, now())
+            scope = _scope(session, settings, row, replan=replan)
+            result, view = _plan(session, settings, row, now(), scope)
         finally:
             session.rollback()
     return SyncResult(
@@ -188,8 +230,17 @@ def dry_run(
         applied=ApplyCounts(),
         plans=[result],
         view=view,
+        replanned=scope.full,
+        planned_issues=len(scope.issues or ()),
         requests=dict(client.request_counts),
     )
+
+
+def _scope(session: Session, settings: Settings, source: Source, *, replan: bool) -> Scope:
+    """What to plan: everything when asked, or when the rules differ from the ones the
+    ledger was planned by; else what changed."""
+    full = replan or source.plan_hash != plan_digest(settings)
+    return planning_scope(session, source, full=full)
 
 
 def sync(
@@ -206,11 +257,12 @@ def sync(
     progress: ProgressFn = no_progress,
     ledger_lock: Callable[[], AbstractContextManager[object]] = nullcontext,
     retry_wait: Callable[[BaseException], float | None] = lambda exc: None,
+    replan: bool = False,
 ) -> SyncResult:
     """Sync ``source`` into Kukkingu; the run is recorded whatever happens. ``fence`` is
     called before every Kukkingu write and raises when the sync's locks are gone;
     ``retry_wait`` says in how many seconds a failure is retried (the run is then
-    ``retrying``), or None."""
+    ``retrying``), or None. ``replan``: plan every issue, not only what changed."""
     with transaction(factory) as session:
         row = source_row(session, source.name, source.kind)
         if task_id is not None:
@@ -232,7 +284,7 @@ def sync(
         )
         result.applied = applier.counts
         with ledger_lock():  # sources sharing a contract share drafts: one planner at a time
-            _rounds(settings, factory, client, applier, source_id, result, now, checkpoint)
+            _rounds(settings, factory, client, applier, source_id, result, now, checkpoint, replan)
     except (Exception, KeyboardInterrupt) as exc:
         # A real crash records nothing; so nothing is recorded for other BaseExceptions
         # (the fault tests' simulated crash is one): the run stays "running".
@@ -297,8 +349,13 @@ def _rounds(
     result: SyncResult,
     now: Callable[[], datetime],
     checkpoint: Checkpoint,
+    replan: bool,
 ) -> None:
-    """Notice statuses, reconcile, plan, record, apply; again if an invoice closed meanwhile."""
+    """Notice statuses, reconcile, plan, record, apply; again if an invoice closed meanwhile.
+
+    A plan covers the issues marked dirty since the last one (and removes those marks in
+    its transaction), or every issue (``replan``, or rules that changed)."""
+    digest = plan_digest(settings)
     for _ in range(MAX_ROUNDS):
         with transaction(factory) as session:
             changed = refresh_statuses(session, client, applier.invoices)
@@ -312,12 +369,34 @@ def _rounds(
         applier.settle_closed()
         with transaction(factory) as session:
             source = session.get_one(Source, source_id)
-            planned, view = _plan(session, settings, source, now())
-            record_plan(session, source, planned)
+            scope = _scope(session, settings, source, replan=replan)
+            replan = False  # once: a later round plans what the first one left dirty
+            planned, view = _plan(session, settings, source, now(), scope)
+            record_plan(session, source, planned, view, full=scope.full)
+            consume(session, scope)
+            source.plan_hash = digest
             bad_entries = _bad_entries(session, source)
             result.bad_total = len(bad_entries)
-            problems = [*planned.problems, *bad_entries]
-            record_problems(session, source, problems, run_id=result.run_id, now=now())
+            record_problems(
+                session,
+                source,
+                bad_entries,
+                run_id=result.run_id,
+                now=now(),
+                kinds=(ErrorKind.BAD_ENTRY,),
+            )
+            record_problems(
+                session,
+                source,
+                planned.problems,
+                run_id=result.run_id,
+                now=now(),
+                kinds=(ErrorKind.UNMAPPED,),
+                within=None if scope.full else entry_keys(session, source, scope),
+            )
+            result.unmapped_total, result.drift_total = _open_totals(session, source)
+        result.replanned = result.replanned or scope.full
+        result.planned_issues = len(scope.issues or ())
         result.plans.append(planned)
         result.view = view
         checkpoint("sync.recorded")
@@ -327,6 +406,26 @@ def _rounds(
         except DraftClosed as exc:
             log.info("an invoice closed during the sync (%s); planning again", exc)
     raise FatalError(f"invoices kept closing during the sync ({MAX_ROUNDS} rounds)")
+
+
+def _open_totals(session: Session, source: Source) -> tuple[int, int]:
+    """(open unmapped problems, unacknowledged drift) of ``source``."""
+    unmapped = session.scalar(
+        select(func.count())
+        .select_from(Error)
+        .where(
+            Error.source_id == source.id,
+            Error.kind == ErrorKind.UNMAPPED,
+            Error.resolved_at.is_(None),
+        )
+    )
+    drift = session.scalar(
+        select(func.count())
+        .select_from(Drift)
+        .join(Line, Line.id == Drift.line_id)
+        .where(Line.source_id == source.id, Drift.acknowledged_at.is_(None))
+    )
+    return unmapped or 0, drift or 0
 
 
 def _finish(
@@ -359,7 +458,6 @@ def _finish(
             run.error = error
             run.retry_at = retry_at
             partial = run.status == RunStatus.PARTIAL
-            plan = result.plan
             run.counts = {
                 "entriesSeen": result.ingested.entries_seen,
                 "entriesNew": result.ingested.new,
@@ -372,8 +470,8 @@ def _finish(
                 "linesRejected": result.applied.lines_rejected,
                 "draftsCreated": result.applied.drafts_created,
                 "draftsUpdated": result.applied.drafts_updated,
-                "problems": len(plan.problems),
-                "drift": len(plan.drift),
+                "problems": result.unmapped_total,
+                "drift": result.drift_total,
             }
             run.requests = {"kukkingu": result.requests}
             if (error is None or partial) and run.source is not None:

@@ -207,6 +207,11 @@ def run_scenario(
             again = sync(settings, factory, client, source, now=lambda: NOW)
         assert writes(kukkingu.requests()) == {}, writes(kukkingu.requests())
         assert again.plan.writes == 0
+        # the syncs planned what changed; a plan of everything finds nothing they left out
+        with store(db_url) as factory:
+            full = sync(settings, factory, client, source, now=lambda: NOW, replan=True)
+        assert full.replanned
+        assert full.plan.writes == 0, full.plan
     return final, frozen
 
 

@@ -18,6 +18,7 @@ a test compares them on both backends.
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -193,6 +194,10 @@ class Source(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_success_at: Mapped[datetime | None]
+    # A digest of the rules (and time zone) the source's ledger was last planned with in
+    # full; a sync whose rules differ re-plans everything, one with the same rules plans
+    # only what changed (see DirtyIssue).
+    plan_hash: Mapped[str | None] = mapped_column(String(64))
 
     cursors: Mapped[list[Cursor]] = relationship(back_populates="source")
 
@@ -306,6 +311,12 @@ class Draft(Base):
     lines: Mapped[list[Line]] = relationship(back_populates="draft", order_by="Line.position")
 
 
+def _group_issue(context: Any) -> str:
+    """A line's issue when not given: the one in its group key (record_plan gives it)."""
+    group = json.loads(context.get_current_parameters()["group_key"])
+    return str(group[4]) if isinstance(group, list) and len(group) > 4 else ""
+
+
 class Line(Base):
     """A billable on a draft. UNIQUE (draft, reference_type, reference_id) is invariant 1.
 
@@ -317,6 +328,7 @@ class Line(Base):
     __table_args__ = (
         UniqueConstraint("draft_id", "reference_type", "reference_id"),
         Index(None, "source_id", "group_key"),
+        Index(None, "source_id", "issue_id"),
         UniqueConstraint("draft_id", "position"),
         Index(None, "contract_id", "currency", "period", "reference_type", "reference_id"),
         Index(None, "state"),
@@ -356,6 +368,8 @@ class Line(Base):
     # refused. The line is not sent again until its content changes.
     rejected: Mapped[str | None] = mapped_column(Text)
     rejected_digest: Mapped[str | None] = mapped_column(String(64))
+    # The group's issue (from group_key unless given), to find an issue's lines by index.
+    issue_id: Mapped[str] = mapped_column(String(255), default=_group_issue)
 
     draft: Mapped[Draft] = relationship(back_populates="lines")
     source: Mapped[Source] = relationship()
@@ -376,6 +390,22 @@ class LineEntry(Base):
 
     line: Mapped[Line] = relationship(back_populates="line_entries")
     entry: Mapped[Entry] = relationship()
+
+
+class DirtyIssue(Base):
+    """An issue of a source whose billing may have changed: an entry of it was written,
+    deleted or found bad, the issue itself changed, or a line of it sits on an invoice that
+    closed or on a write Kukkingu refused. Marked in the transaction of that change; the
+    planner plans these issues only, and removes the marks it planned in the transaction
+    that records the plan, so a crash in between loses no mark. Not unique: a mark is a
+    row, and a plan removes the rows up to the last one it read."""
+
+    __tablename__ = "dirty_issues"
+    __table_args__ = (Index(None, "source_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    issue_id: Mapped[str] = mapped_column(String(255))
 
 
 # --- the outbox, runs and what the operator sees --------------------------------------------
