@@ -476,10 +476,16 @@ class Applier:
 
     def _update_lines(self) -> None:
         with self.factory() as session:
+            # Every change of a written line's content leaves it PENDING (the plan's record,
+            # an adoption of different content), so only those are read, not every line.
             rows = session.scalars(
                 select(Line)
                 .join(Draft, Draft.id == Line.draft_id)
-                .where(Line.kukkingu_id.is_not(None), Draft.status == DraftStatus.DRAFT)
+                .where(
+                    Line.state == LineState.PENDING,
+                    Line.kukkingu_id.is_not(None),
+                    Draft.status == DraftStatus.DRAFT,
+                )
                 .order_by(Line.id)
             ).all()
             contents = [(line, content_of(line)) for line in rows]
