@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox.defaults import DEFAULT_HOST, GITHUB_PORT, JIRA_PORT, KUKKINGU_PORT
 from sandbox.github.app import GitHubApp
 from sandbox.github.app import Seeder as GitHubSeeder
 from sandbox.github.app import create_app as create_github_app
@@ -30,10 +31,7 @@ from sandbox.jira.state import JiraState
 from sandbox.kukkingu import KukkinguApp, KukkinguState, create_app
 from sandbox.server import ServerThread
 
-DEFAULT_HOST = "127.0.0.1"
-KUKKINGU_PORT = 8730
-JIRA_PORT = 8731
-GITHUB_PORT = 8732
+__all__ = ["DEFAULT_HOST", "GITHUB_PORT", "JIRA_PORT", "KUKKINGU_PORT"]
 
 
 class SandboxStartError(RuntimeError):

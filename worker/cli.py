@@ -16,22 +16,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import httpx
 
-from sandbox.main import (
-    DEFAULT_HOST,
-    GITHUB_PORT,
-    JIRA_PORT,
-    KUKKINGU_PORT,
-    SandboxStartError,
-    start_sandbox,
-    write_info,
-)
-from sandbox.server import ServerThread
+from sandbox.defaults import DEFAULT_HOST, GITHUB_PORT, JIRA_PORT, KUKKINGU_PORT
 from worker import __version__
-from worker.clients import kukkingu_client
 from worker.config import ConfigError, Settings, load_config
 from worker.logs import configure_logging
+
+# Start fast: `billsync --version`, `sync` and `enqueue` import only what they use. The
+# sandbox, the dashboard, the API clients and the connectors are imported by the commands
+# that need them (tests/worker/test_cli.py checks which modules a command loads).
 
 EX_CONFIG = 78
 DEMO_CONFIG = Path("examples/sandbox.toml")
@@ -499,6 +492,8 @@ def _print_sandbox(info: dict[str, Any], info_path: Path | None) -> None:
 
 
 def _demo_port(base_url: str, what: str) -> int:
+    import httpx
+
     url = httpx.URL(base_url)
     if url.host not in ("127.0.0.1", "localhost"):
         raise click.ClickException(
@@ -513,6 +508,8 @@ def _demo_port(base_url: str, what: str) -> int:
 @pass_state
 def demo_command(state: _State, wait: bool) -> None:
     """Sandbox + migrations + one full sync, in one command (no Docker, no Redis)."""
+    from sandbox.main import SandboxStartError, start_sandbox
+    from worker.clients import kukkingu_client
     from worker.currencies import format_minor
     from worker.store.migrate import upgrade
 
@@ -554,7 +551,8 @@ def demo_command(state: _State, wait: bool) -> None:
 
 def _demo_dashboard(settings: Settings) -> None:
     """Serve the dashboard until Ctrl-C. The demo has no Redis: "Sync now" syncs inline."""
-    from worker.clients import opened_source
+    from sandbox.server import ServerThread
+    from worker.clients import kukkingu_client, opened_source
     from worker.dashboard import create_app
     from worker.store import make_engine, session_factory
     from worker.sync import sync

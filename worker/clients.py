@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connectors.github import GitHubApi, GitHubSource
-from connectors.jira import JiraApi, JiraSource
-from connectors.kukkingu import KukkinguClient
-from connectors.retry import RetryPolicy
 from worker.config import GitHubSourceConfig, JiraSourceConfig, Settings
 from worker.errors import ConfigurationError
 from worker.ports import EntrySource
 
+if TYPE_CHECKING:  # each connector is imported when a source of its kind is built
+    from connectors.github import GitHubSource
+    from connectors.jira import JiraSource
+    from connectors.kukkingu import KukkinguClient
+
 
 def kukkingu_client(settings: Settings) -> KukkinguClient:
     """The Kukkingu client for the configured tenant, with the configured retry policy."""
+    from connectors.kukkingu import KukkinguClient
+    from connectors.retry import RetryPolicy
+
     config = settings.file.kukkingu
     return KukkinguClient(
         config.base_url,
@@ -36,6 +40,8 @@ def kukkingu_client(settings: Settings) -> KukkinguClient:
 
 def jira_source(settings: Settings, config: JiraSourceConfig) -> JiraSource:
     """The Jira source for one configured site: its projects and JQL rules from the rules."""
+    from connectors.jira import JiraApi, JiraSource
+
     email = None
     if config.auth == "cloud":  # basic auth: email + API token; datacenter: the PAT as bearer
         if config.email_env is None:
@@ -60,6 +66,8 @@ def jira_source(settings: Settings, config: JiraSourceConfig) -> JiraSource:
 
 def github_source(settings: Settings, config: GitHubSourceConfig) -> GitHubSource:
     """The GitHub source for one configured host: the repos its rules name."""
+    from connectors.github import GitHubApi, GitHubSource
+
     api = GitHubApi(config.url, settings.secret(config.token_env), verify=config.ca_bundle or True)
     repos = sorted(
         {r for rule in settings.file.rules if rule.source == config.name for r in rule.repos}

@@ -123,3 +123,20 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "billsync, version 0.1.0"
+
+
+def test_the_sync_path_imports_no_other_command_s_libraries() -> None:
+    """Start fast: `billsync --version`, `sync` and `enqueue` do not load the sandbox, the
+    dashboard's web stack, Celery, or a connector their sources do not use (PyGithub alone
+    took a third of a second to import)."""
+    code = (
+        "import sys, worker.cli, worker.clients, worker.sync, worker.report;"
+        "print(' '.join(sorted(m for m in sys.modules)))"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    heavy = {"github", "jira", "celery", "starlette", "fastapi", "uvicorn", "sandbox.main"}
+    assert loaded & heavy == set()
