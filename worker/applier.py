@@ -16,6 +16,13 @@ draft with pending create intents, the applier lists the invoice's billables and
 those whose (referenceType, referenceId) the intent recorded; an invoice is adopted by its
 unique number. PUTs are idempotent and are simply sent again.
 
+**Concurrency.** Writes on different drafts (invoice creates, billables creates) and on
+different billables and drafts (PUTs) run side by side, at most ``concurrency`` at once
+(``[kukkingu] concurrency``, 4 by default). Each keeps its own intent -> write -> record
+sequence in its own transactions, so the protocol holds for each of them; one draft's
+creates stay in one thread, in order. The first failure stops new writes from starting; the
+ones in flight finish and are recorded; then it is raised.
+
 ``checkpoint(step)`` is called between every two steps; tests make it crash the "process"
 there (the in-flight transaction is rolled back, as a real crash would lose it).
 """
@@ -24,8 +31,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -62,6 +73,7 @@ from worker.store import (
 log = logging.getLogger("billsync.applier")
 
 Checkpoint = Callable[[str], None]
+T = TypeVar("T")
 
 
 def _named_item(message: str, size: int) -> int | None:
@@ -96,8 +108,13 @@ class Applier:
         checkpoint: Checkpoint = lambda step: None,
         fence: Checkpoint = lambda step: None,
         progress: ProgressFn = no_progress,
+        concurrency: int = 4,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self.factory = factory
+        self.concurrency = concurrency
+        self._lock = threading.Lock()  # the counts and the progress, shared by the writers
         self.client = client
         self.run_id = run_id
         self.checkpoint = checkpoint
@@ -109,6 +126,39 @@ class Applier:
         # update starts from them instead of a GET per draft. A stale status is harmless:
         # Kukkingu answers 409 for a closed invoice and the sync plans again.
         self.invoices: dict[str, Invoice] = {}
+
+    # --- concurrency -------------------------------------------------------------------------
+
+    def _each(self, items: Iterable[T], work: Callable[[T], None]) -> None:
+        """``work`` on each item, ``concurrency`` at a time; the first failure (any
+        BaseException: a crash, a closed draft) stops the items not started and is raised
+        once the ones in flight are done."""
+        todo = list(items)
+        if self.concurrency == 1 or len(todo) <= 1:
+            for item in todo:
+                work(item)
+            return
+        stop = threading.Event()
+
+        def guarded(item: T) -> None:
+            if stop.is_set():
+                return
+            try:
+                work(item)
+            except BaseException:
+                stop.set()
+                raise
+
+        workers = min(self.concurrency, len(todo))
+        with ThreadPoolExecutor(workers, thread_name_prefix="kukkingu-write") as pool:
+            futures = [pool.submit(guarded, item) for item in todo]
+        failures = [f.exception() for f in futures if f.exception() is not None]
+        if failures:
+            raise failures[0]  # type: ignore[misc]  # BaseException | None: filtered above
+
+    def _count(self, what: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.counts, what, getattr(self.counts, what) + n)
 
     # --- intents ----------------------------------------------------------------------------
 
@@ -264,7 +314,7 @@ class Applier:
                 if line.payload_hash == content_of(line).digest():
                     line.state = LineState.SYNCED
                     confirm(session, [line.id])
-                self.counts.lines_adopted += 1
+                self._count("lines_adopted")
             for intent_id in intent_ids:
                 self._close(session, intent_id, IntentStatus.DONE)
         self.checkpoint("recover.adopted")
@@ -301,24 +351,36 @@ class Applier:
             drafts = [
                 (d.id, d.contract_id, d.invoice_number, d.exchange_rate, d.currency) for d in todo
             ]
-        for draft_id, contract_id, number, rate, currency in drafts:
-            body = NewInvoice(
-                contract_id=contract_id,
-                invoice_number=number,
-                exchange_rate=rate,
-                currency_code=currency,
-                # The lines are recorded already: the invoice starts with their total, so
-                # a new draft needs no amount update once its billables are created.
-                amount_minor=totals.get(draft_id, 0),
-            )
-            for _ in range(3):
-                if self._create_draft(draft_id, body):
-                    break
-            else:
-                raise FatalError(
-                    f"invoice {number} could neither be created nor found for contract "
-                    f"{contract_id} (is the number taken by another contract?)"
-                )
+        self._each(
+            drafts,
+            lambda d: self._create_draft_tries(d[0], d[1], d[2], d[3], d[4], totals.get(d[0], 0)),
+        )
+
+    def _create_draft_tries(
+        self,
+        draft_id: int,
+        contract_id: str,
+        number: str,
+        rate: Decimal,
+        currency: str,
+        total: int,
+    ) -> None:
+        body = NewInvoice(
+            contract_id=contract_id,
+            invoice_number=number,
+            exchange_rate=rate,
+            currency_code=currency,
+            # The lines are recorded already: the invoice starts with their total, so
+            # a new draft needs no amount update once its billables are created.
+            amount_minor=total,
+        )
+        for _ in range(3):
+            if self._create_draft(draft_id, body):
+                return
+        raise FatalError(
+            f"invoice {number} could neither be created nor found for contract "
+            f"{contract_id} (is the number taken by another contract?)"
+        )
 
     def _create_draft(self, draft_id: int, body: NewInvoice) -> bool:
         """One try at creating a draft's invoice; True once the draft has its Kukkingu id."""
@@ -340,7 +402,7 @@ class Applier:
             draft.kukkingu_id, draft.amount_minor = invoice.id, invoice.amount_minor
             self._close(session, intent_id, IntentStatus.DONE)
         self.invoices[invoice.id] = invoice
-        self.counts.drafts_created += 1
+        self._count("drafts_created")
         self.checkpoint("draft.recorded")
         return True
 
@@ -358,8 +420,7 @@ class Applier:
             draft_ids = sorted(set(session.scalars(pending)))
             self._to_create = len(session.scalars(pending).all())
         self._created = 0
-        for draft_id in draft_ids:
-            self._create_lines_on(draft_id)
+        self._each(draft_ids, self._create_lines_on)  # one draft's batches in one thread
 
     def _create_lines_on(self, draft_id: int, tries: int = 3) -> None:
         with self.factory() as session:
@@ -431,9 +492,10 @@ class Applier:
             )
             confirm(session, [line_id for line_id, _ in batch])
             self._close(session, intent_id, IntentStatus.DONE)
-        self.counts.lines_created += len(batch)
-        self._created += len(batch)
-        self.progress("create", self._created, max(self._to_create, self._created))
+        with self._lock:
+            self.counts.lines_created += len(batch)
+            self._created += len(batch)
+            self.progress("create", self._created, max(self._to_create, self._created))
         self.checkpoint("lines.recorded")
         return True
 
@@ -472,7 +534,7 @@ class Applier:
                     detail={"lineId": line_id, "draftId": line.draft_id},
                 )
             )
-        self.counts.lines_rejected += 1
+        self._count("lines_rejected")
 
     def _update_lines(self) -> None:
         with self.factory() as session:
@@ -495,28 +557,39 @@ class Applier:
                 if line.payload_hash != content.digest()
                 and line.rejected_digest != content.digest()
             ]
-        for done, (line_id, draft_id, billable_id, content) in enumerate(todo, 1):
-            intent_id = self._intend(IntentKind.UPDATE_BILLABLE, draft_id, {"lineId": line_id})
-            body = billable_replace(content)
-            try:
-                self.client.replace_billable(str(billable_id), body)
-            except KukkinguConflict as exc:
-                raise DraftClosed(str(exc)) from exc
-            except KukkinguRejected as exc:  # refused before storing: the billable is as it was
-                with transaction(self.factory) as session:
-                    self._close(session, intent_id, IntentStatus.FAILED, str(exc))
-                self._reject(line_id, content, str(exc))
-                continue
-            self.checkpoint("line.updated")
+        self._each(todo, lambda item: self._update_line(*item, total=len(todo)))
+
+    def _update_line(
+        self,
+        line_id: int,
+        draft_id: int,
+        billable_id: str | None,
+        content: LineContent,
+        *,
+        total: int,
+    ) -> None:
+        intent_id = self._intend(IntentKind.UPDATE_BILLABLE, draft_id, {"lineId": line_id})
+        body = billable_replace(content)
+        try:
+            self.client.replace_billable(str(billable_id), body)
+        except KukkinguConflict as exc:
+            raise DraftClosed(str(exc)) from exc
+        except KukkinguRejected as exc:  # refused before storing: the billable is as it was
             with transaction(self.factory) as session:
-                line = session.get_one(Line, line_id)
-                line.payload_hash = content.digest()
-                line.state = LineState.ZEROED if content.quantity == 0 else LineState.SYNCED
-                confirm(session, [line_id])
-                self._close(session, intent_id, IntentStatus.DONE)
+                self._close(session, intent_id, IntentStatus.FAILED, str(exc))
+            self._reject(line_id, content, str(exc))
+            return
+        self.checkpoint("line.updated")
+        with transaction(self.factory) as session:
+            line = session.get_one(Line, line_id)
+            line.payload_hash = content.digest()
+            line.state = LineState.ZEROED if content.quantity == 0 else LineState.SYNCED
+            confirm(session, [line_id])
+            self._close(session, intent_id, IntentStatus.DONE)
+        with self._lock:
             self.counts.lines_updated += 1
-            self.progress("update", done, len(todo))
-            self.checkpoint("line.recorded")
+            self.progress("update", self.counts.lines_updated, total)
+        self.checkpoint("line.recorded")
 
     def _update_drafts(self) -> None:
         """Keep each open draft's ``amountMinor`` equal to the sum of its lines."""
@@ -532,29 +605,31 @@ class Applier:
                 for d in drafts
                 if d.amount_minor != totals.get(d.id, 0)
             ]
-        for draft_id, invoice_id, total in todo:
-            intent_id = self._intend(IntentKind.UPDATE_INVOICE, draft_id, {"amountMinor": total})
-            invoice = self.invoices.get(invoice_id) or self.client.get_invoice(invoice_id)
-            if invoice.status != "DRAFT":
-                raise DraftClosed(f"invoice {invoice.invoice_number} is {invoice.status}")
-            body = InvoiceReplace(
-                contract_id=invoice.contract,
-                invoice_number=invoice.invoice_number,
-                exchange_rate=invoice.exchange_rate,
-                currency_code=invoice.currency_code,
-                amount_minor=total,
-                issued_at=invoice.issued_at,
-                due_at=invoice.due_at,
-                paid_at=invoice.paid_at,
-            )
-            try:
-                updated = self.client.replace_invoice(invoice_id, body)
-            except KukkinguConflict as exc:
-                raise DraftClosed(str(exc)) from exc
-            self.invoices[invoice_id] = updated
-            self.checkpoint("draft.amount")
-            with transaction(self.factory) as session:
-                session.get_one(Draft, draft_id).amount_minor = total
-                self._close(session, intent_id, IntentStatus.DONE)
-            self.counts.drafts_updated += 1
-            self.checkpoint("draft.amount.recorded")
+        self._each(todo, lambda item: self._update_draft(*item))
+
+    def _update_draft(self, draft_id: int, invoice_id: str, total: int) -> None:
+        intent_id = self._intend(IntentKind.UPDATE_INVOICE, draft_id, {"amountMinor": total})
+        invoice = self.invoices.get(invoice_id) or self.client.get_invoice(invoice_id)
+        if invoice.status != "DRAFT":
+            raise DraftClosed(f"invoice {invoice.invoice_number} is {invoice.status}")
+        body = InvoiceReplace(
+            contract_id=invoice.contract,
+            invoice_number=invoice.invoice_number,
+            exchange_rate=invoice.exchange_rate,
+            currency_code=invoice.currency_code,
+            amount_minor=total,
+            issued_at=invoice.issued_at,
+            due_at=invoice.due_at,
+            paid_at=invoice.paid_at,
+        )
+        try:
+            updated = self.client.replace_invoice(invoice_id, body)
+        except KukkinguConflict as exc:
+            raise DraftClosed(str(exc)) from exc
+        self.invoices[invoice_id] = updated
+        self.checkpoint("draft.amount")
+        with transaction(self.factory) as session:
+            session.get_one(Draft, draft_id).amount_minor = total
+            self._close(session, intent_id, IntentStatus.DONE)
+        self._count("drafts_updated")
+        self.checkpoint("draft.amount.recorded")

@@ -119,6 +119,8 @@ class KukkinguConfig(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     max_attempts: Annotated[int, Field(strict=True, ge=1, le=20)] = 5
     max_retry_wait_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    # writes on different billables and drafts in flight at once (1: one after another)
+    concurrency: Annotated[int, Field(strict=True, ge=1, le=16)] = 4
     ca_bundle: CaBundle | None = None
 
 

@@ -280,7 +280,13 @@ def sync(
                 session, session.get_one(Source, source_id), result.ingested.unreachable, run_id
             )
         applier = Applier(
-            factory, client, run_id=run_id, checkpoint=checkpoint, fence=fence, progress=progress
+            factory,
+            client,
+            run_id=run_id,
+            checkpoint=checkpoint,
+            fence=fence,
+            progress=progress,
+            concurrency=settings.file.kukkingu.concurrency,
         )
         result.applied = applier.counts
         with ledger_lock():  # sources sharing a contract share drafts: one planner at a time

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -187,6 +188,7 @@ class KukkinguClient:
         self.tenant_id = tenant_id
         self.policy = policy or RetryPolicy()
         self.request_counts: Counter[str] = Counter()
+        self._counting = threading.Lock()  # the applier's writers share the client
         self._sleep = sleep
         self._jitter = jitter
         self._trust = Trust("Kukkingu", host_of(base_url), verify, "under [kukkingu]")
@@ -230,7 +232,8 @@ class KukkinguClient:
         what = f"{method} {route}"
 
         def once(number: int) -> httpx.Response | Failed:
-            self.request_counts[what] += 1
+            with self._counting:
+                self.request_counts[what] += 1
             started = time.monotonic()
             try:
                 response = self._http.request(method, url, params=params, json=body)

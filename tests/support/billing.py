@@ -25,8 +25,11 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 WRITE_METHODS = ("POST ", "PUT ", "PATCH ", "DELETE ")
 
 
-def settings_for(base_url: str, **rule_overrides: Any) -> Settings:
-    """A config with one in-memory "jira" source and two rules (Acme EUR, Globex USD)."""
+def settings_for(
+    base_url: str, *, kukkingu: dict[str, Any] | None = None, **rule_overrides: Any
+) -> Settings:
+    """A config with one in-memory "jira" source and two rules (Acme EUR, Globex USD);
+    ``kukkingu``: more keys of the [kukkingu] section."""
     acme = {
         "source": "mem",
         "projects": ["ACME"],
@@ -48,7 +51,12 @@ def settings_for(base_url: str, **rule_overrides: Any) -> Settings:
     }
     data = {
         "billing": {"timezone": "Europe/Berlin"},
-        "kukkingu": {"base_url": base_url, "tenant_id": DEMO_TENANT_ID, "token_env": "KK"},
+        "kukkingu": {
+            "base_url": base_url,
+            "tenant_id": DEMO_TENANT_ID,
+            "token_env": "KK",
+            **(kukkingu or {}),
+        },
         "sources": [
             {
                 "name": "mem",
