@@ -81,7 +81,7 @@ def holder(redis: Redis, source: str) -> int | None:
 
 
 def writing(sandbox: RunningSandbox, redis: Redis, source: str, other_than: int = 0) -> bool:
-    """A sync of ``source`` runs (in a process other than ``other_than``) and one of its
-    writes is held."""
+    """A sync of ``source`` runs (in a process other than ``other_than``) and its writes are
+    held (one or more: a sync sends up to ``[kukkingu] concurrency`` at once)."""
     pid = holder(redis, source)
-    return pid is not None and pid != other_than and sandbox.kukkingu_app.faults.held() == 1
+    return pid is not None and pid != other_than and sandbox.kukkingu_app.faults.held() >= 1

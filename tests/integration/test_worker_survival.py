@@ -140,6 +140,9 @@ def test_a_write_never_starts_under_a_lock_that_is_gone(
     the loss yet."""
     engine = create_engine(state_url)
     factory = sessionmaker(engine)
+    # One write in flight, so "the next write" is well defined; with concurrent writes each
+    # one passes the same fence (Applier._intend) before it starts.
+    service.write_one_at_a_time()
     try:
         hold_writes(sandbox)
         service.worker("w1")  # one process: its log is the sync's, in order

@@ -71,6 +71,12 @@ class Service:
         self.log_files: list[IO[bytes]] = []
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
 
+    def write_one_at_a_time(self) -> None:
+        """``[kukkingu] concurrency = 1``: a test that counts the writes in flight sees one."""
+        text = self.config.read_text()
+        assert "\n[kukkingu]\n" in text
+        self.config.write_text(text.replace("\n[kukkingu]\n", "\n[kukkingu]\nconcurrency = 1\n", 1))
+
     def start(self, name: str, *args: str) -> None:
         log = (self.tmp / f"{name}.log").open("wb")
         self.log_files.append(log)
