@@ -289,6 +289,20 @@ def entry_keys(session: Session, source: Source, scope: Scope) -> set[str]:
     }
 
 
+def _content_values(content: LineContent) -> dict[str, Any]:
+    """A line's content columns (by attribute name) for a bulk statement."""
+    return {
+        "reference_type": content.reference_type,
+        "reference_id": content.reference_id,
+        "description": content.description,
+        "quantity": content.quantity,
+        "amount_minor": content.amount_minor,
+        "currency": content.currency,
+        "position": content.position,
+        "meta": dict(content.metadata),
+    }
+
+
 def _set_content(line: Line, content: LineContent) -> None:
     line.reference_type, line.reference_id = content.reference_type, content.reference_id
     line.description, line.quantity = content.description, content.quantity
@@ -402,23 +416,29 @@ def record_plan(
         drafts[new.key] = opened
     session.flush()
 
-    created: list[tuple[Line, dict[str, int]]] = []
-    for create in plan.creates:
-        line = Line(
-            draft_id=drafts[create.draft].id,
-            source_id=source.id,
-            group_key=create.group.encode(),
-            issue_id=create.group.issue_id,
-            contract_id=create.group.contract_id,
-            period=create.group.period,
-            state=LineState.PENDING,
-            late=create.late,
-        )
-        _set_content(line, create.content)
-        session.add(line)
-        created.append((line, dict(create.entries)))
-    session.flush()  # one INSERT batch; the lines get their ids
-    counted = [(line.id, entries) for line, entries in created]
+    # one bulk INSERT (no ORM object per line), the ids returned in the order given
+    values = [
+        {
+            "draft_id": drafts[create.draft].id,
+            "source_id": source.id,
+            "group_key": create.group.encode(),
+            "issue_id": create.group.issue_id,
+            "contract_id": create.group.contract_id,
+            "period": create.group.period,
+            "state": LineState.PENDING,
+            "late": create.late,
+            **_content_values(create.content),
+        }
+        for create in plan.creates
+    ]
+    line_ids: list[int] = []
+    for chunk in _chunks(values):
+        line_ids += session.scalars(
+            insert(Line).returning(Line.id, sort_by_parameter_order=True), chunk
+        ).all()
+    counted = [
+        (line_id, dict(c.entries)) for line_id, c in zip(line_ids, plan.creates, strict=True)
+    ]
 
     updates = {update.line_id: update for update in plan.updates}
     for chunk in _chunks(sorted(updates)):
