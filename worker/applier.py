@@ -33,7 +33,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
@@ -149,9 +149,15 @@ class Applier:
                 stop.set()
                 raise
 
-        workers = min(self.concurrency, len(todo))
-        with ThreadPoolExecutor(workers, thread_name_prefix="kukkingu-write") as pool:
+        pool = ThreadPoolExecutor(min(self.concurrency, len(todo)), "kukkingu-write")
+        try:
             futures = [pool.submit(guarded, item) for item in todo]
+            wait(futures)
+        except BaseException:  # this thread was interrupted (Ctrl-C, a worker's shutdown)
+            stop.set()
+            raise
+        finally:  # the writes in flight finish and are recorded; the rest never start
+            pool.shutdown(wait=True, cancel_futures=True)
         failures = [f.exception() for f in futures if f.exception() is not None]
         if failures:
             raise failures[0]  # type: ignore[misc]  # BaseException | None: filtered above
