@@ -31,8 +31,6 @@ from sandbox.jira.state import JiraState
 from sandbox.kukkingu import KukkinguApp, KukkinguState, create_app
 from sandbox.server import ServerThread
 
-__all__ = ["DEFAULT_HOST", "GITHUB_PORT", "JIRA_PORT", "KUKKINGU_PORT"]
-
 
 class SandboxStartError(RuntimeError):
     """A sandbox service could not listen (most often: its port is taken)."""

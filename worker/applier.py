@@ -35,7 +35,6 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy import func, select, update
@@ -158,13 +157,9 @@ class Applier:
             raise
         finally:  # the writes in flight finish and are recorded; the rest never start
             pool.shutdown(wait=True, cancel_futures=True)
-        failures = [f.exception() for f in futures if f.exception() is not None]
-        if failures:
-            raise failures[0]  # type: ignore[misc]  # BaseException | None: filtered above
-
-    def _count(self, what: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self.counts, what, getattr(self.counts, what) + n)
+        for future in futures:
+            if (failure := future.exception()) is not None:
+                raise failure
 
     # --- intents ----------------------------------------------------------------------------
 
@@ -320,7 +315,8 @@ class Applier:
                 if line.payload_hash == content_of(line).digest():
                     line.state = LineState.SYNCED
                     confirm(session, [line.id])
-                self._count("lines_adopted")
+                with self._lock:
+                    self.counts.lines_adopted += 1
             for intent_id in intent_ids:
                 self._close(session, intent_id, IntentStatus.DONE)
         self.checkpoint("recover.adopted")
@@ -354,38 +350,31 @@ class Applier:
                 .where(Draft.kukkingu_id.is_(None), Draft.status == DraftStatus.DRAFT)
                 .order_by(Draft.id)
             ).all()
-            drafts = [
-                (d.id, d.contract_id, d.invoice_number, d.exchange_rate, d.currency) for d in todo
+            bodies = [
+                (
+                    d.id,
+                    NewInvoice(
+                        contract_id=d.contract_id,
+                        invoice_number=d.invoice_number,
+                        exchange_rate=d.exchange_rate,
+                        currency_code=d.currency,
+                        # The lines are recorded already: the invoice starts with their
+                        # total, so a new draft needs no amount update once its billables
+                        # are created.
+                        amount_minor=totals.get(d.id, 0),
+                    ),
+                )
+                for d in todo
             ]
-        self._each(
-            drafts,
-            lambda d: self._create_draft_tries(d[0], d[1], d[2], d[3], d[4], totals.get(d[0], 0)),
-        )
+        self._each(bodies, lambda item: self._create_draft_tries(*item))
 
-    def _create_draft_tries(
-        self,
-        draft_id: int,
-        contract_id: str,
-        number: str,
-        rate: Decimal,
-        currency: str,
-        total: int,
-    ) -> None:
-        body = NewInvoice(
-            contract_id=contract_id,
-            invoice_number=number,
-            exchange_rate=rate,
-            currency_code=currency,
-            # The lines are recorded already: the invoice starts with their total, so
-            # a new draft needs no amount update once its billables are created.
-            amount_minor=total,
-        )
+    def _create_draft_tries(self, draft_id: int, body: NewInvoice) -> None:
         for _ in range(3):
             if self._create_draft(draft_id, body):
                 return
         raise FatalError(
-            f"invoice {number} could neither be created nor found for contract "
-            f"{contract_id} (is the number taken by another contract?)"
+            f"invoice {body.invoice_number} could neither be created nor found for contract "
+            f"{body.contract_id} (is the number taken by another contract?)"
         )
 
     def _create_draft(self, draft_id: int, body: NewInvoice) -> bool:
@@ -408,7 +397,8 @@ class Applier:
             draft.kukkingu_id, draft.amount_minor = invoice.id, invoice.amount_minor
             self._close(session, intent_id, IntentStatus.DONE)
         self.invoices[invoice.id] = invoice
-        self._count("drafts_created")
+        with self._lock:
+            self.counts.drafts_created += 1
         self.checkpoint("draft.recorded")
         return True
 
@@ -540,7 +530,8 @@ class Applier:
                     detail={"lineId": line_id, "draftId": line.draft_id},
                 )
             )
-        self._count("lines_rejected")
+        with self._lock:
+            self.counts.lines_rejected += 1
 
     def _update_lines(self) -> None:
         with self.factory() as session:
@@ -637,5 +628,6 @@ class Applier:
         with transaction(self.factory) as session:
             session.get_one(Draft, draft_id).amount_minor = total
             self._close(session, intent_id, IntentStatus.DONE)
-        self._count("drafts_updated")
+        with self._lock:
+            self.counts.drafts_updated += 1
         self.checkpoint("draft.amount.recorded")

@@ -24,7 +24,7 @@ from worker.logs import configure_logging
 
 # Start fast: `billsync --version`, `sync` and `enqueue` import only what they use. The
 # sandbox, the dashboard, the API clients and the connectors are imported by the commands
-# that need them (tests/worker/test_cli.py checks which modules a command loads).
+# that need them (tests/worker/test_cli.py checks what the sync path loads).
 
 EX_CONFIG = 78
 DEMO_CONFIG = Path("examples/sandbox.toml")

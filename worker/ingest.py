@@ -317,7 +317,6 @@ def record_batch(
     for bad in batch.bad:
         counts.bad_new += entries.bad(bad)
         counts.bad += 1
-    session.flush()  # the issues
     entries.write(session)
     for stream, value in batch.cursors.items():
         _record_cursor(session, source, stream, value)

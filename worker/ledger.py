@@ -18,13 +18,13 @@ of its entries, and (through those) the issues of every entry such a line counts
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from worker.core.model import (
@@ -160,6 +160,27 @@ def consume(session: Session, scope: Scope) -> None:
         session.execute(delete(DirtyIssue).where(DirtyIssue.id.in_(chunk)))
 
 
+def open_problems(session: Session) -> dict[tuple[int | None, str], int]:
+    """Open problems by (source id, kind): what the dashboard and a run's counts show."""
+    rows = session.execute(
+        select(Error.source_id, Error.kind, func.count())
+        .where(Error.resolved_at.is_(None))
+        .group_by(Error.source_id, Error.kind)
+    )
+    return {(source_id, str(kind)): int(n) for source_id, kind, n in rows}
+
+
+def open_drift(session: Session) -> dict[int, int]:
+    """Drift not acknowledged, by source id."""
+    rows = session.execute(
+        select(Line.source_id, func.count())
+        .join(Drift, Drift.line_id == Line.id)
+        .where(Drift.acknowledged_at.is_(None))
+        .group_by(Line.source_id)
+    )
+    return {int(source_id): int(n) for source_id, n in rows}
+
+
 def load_view(session: Session, source: Source, scope: Scope = Scope(None)) -> LedgerView:
     """Every draft (the open ones with their fill and references, from every source's
     lines), and the lines of ``source`` in ``scope`` with the entries they count."""
@@ -205,17 +226,15 @@ def load_view(session: Session, source: Source, scope: Scope = Scope(None)) -> L
             ).where(Line.source_id == source.id, *where)
         )
     ]
-    if scope.full:  # one join, not a lookup per chunk of ids
-        counted: dict[int, dict[str, int]] = defaultdict(dict)
+    counted: dict[int, dict[str, int]] = defaultdict(dict)
+    for where in _issue_filters(Line.issue_id, scope):
         for line_id, key, seconds in session.execute(
             select(LineEntry.line_id, Entry.key, LineEntry.seconds)
             .join(Entry, Entry.id == LineEntry.entry_id)
             .join(Line, Line.id == LineEntry.line_id)
-            .where(Line.source_id == source.id)
+            .where(Line.source_id == source.id, *where)
         ):
             counted[line_id][key] = seconds
-    else:
-        counted = counted_entries(session, [row.id for row in rows])
     lines = tuple(
         LedgerLine(
             id=row.id,
@@ -280,15 +299,6 @@ def load_work(
     return entries, issues
 
 
-def entry_keys(session: Session, source: Source, scope: Scope) -> set[str]:
-    """Every entry key (any state) of ``scope``'s issues: the problems it may resolve."""
-    return {
-        key
-        for where in _issue_filters(Entry.external_issue_id, scope)
-        for key in session.scalars(select(Entry.key).where(Entry.source_id == source.id, *where))
-    }
-
-
 def _content_values(content: LineContent) -> dict[str, Any]:
     """A line's content columns (by attribute name) for a bulk statement."""
     return {
@@ -304,10 +314,8 @@ def _content_values(content: LineContent) -> dict[str, Any]:
 
 
 def _set_content(line: Line, content: LineContent) -> None:
-    line.reference_type, line.reference_id = content.reference_type, content.reference_id
-    line.description, line.quantity = content.description, content.quantity
-    line.amount_minor, line.currency = content.amount_minor, content.currency
-    line.position, line.meta = content.position, dict(content.metadata)
+    for name, value in _content_values(content).items():
+        setattr(line, name, value)
 
 
 CHUNK = 500  # ids per IN (...) query: well under SQLite's bound-parameter limit
@@ -390,11 +398,8 @@ def unbill(session: Session, line_ids: list[int]) -> None:
         session.execute(delete(Line).where(Line.id.in_(chunk)))
 
 
-def record_plan(
-    session: Session, source: Source, plan: Plan, view: LedgerView, *, full: bool = True
-) -> None:
-    """Write ``plan``, made against ``view``, into the ledger (the caller's transaction).
-    ``full``: the plan covered every issue of the source (else only ``view``'s lines)."""
+def record_plan(session: Session, source: Source, plan: Plan, scope: Scope = Scope(None)) -> None:
+    """Write ``plan``, made for ``scope``, into the ledger (the caller's transaction)."""
     keys = {key for create in plan.creates for key in create.entries}
     keys |= {key for update in plan.updates for key in update.entries}
     keys |= {item.entry_key for item in plan.drift}
@@ -463,35 +468,26 @@ def record_plan(
     session.flush()
     _replace_entries(session, counted, ids)
 
-    _record_drift(session, source, plan, ids, None if full else [line.id for line in view.lines])
+    _record_drift(session, source, plan, ids, scope)
 
 
 def _record_drift(
-    session: Session,
-    source: Source,
-    plan: Plan,
-    ids: dict[str, int],
-    planned: list[int] | None,
+    session: Session, source: Source, plan: Plan, ids: dict[str, int], scope: Scope
 ) -> None:
-    """Drift of the ``planned`` lines (None: every line of ``source``) as it stands now: new
-    rows, updated deltas, and no row for drift that is gone."""
+    """Drift of the lines of ``scope`` as it stands now: new rows, updated deltas, and no
+    row for drift that is gone."""
     current = {
         (item.line_id, ids[item.entry_key], DriftKind(item.kind)): item for item in plan.drift
     }
-    if planned is None:
-        existing = list(
-            session.scalars(
-                select(Drift)
-                .join(Line, Line.id == Drift.line_id)
-                .where(Line.source_id == source.id)
-            )
+    existing = [
+        row
+        for where in _issue_filters(Line.issue_id, scope)
+        for row in session.scalars(
+            select(Drift)
+            .join(Line, Line.id == Drift.line_id)
+            .where(Line.source_id == source.id, *where)
         )
-    else:
-        existing = [
-            row
-            for chunk in _chunks(sorted(planned))
-            for row in session.scalars(select(Drift).where(Drift.line_id.in_(chunk)))
-        ]
+    ]
     rows = {(row.line_id, row.entry_id, row.kind): row for row in existing}
     for key, row in rows.items():
         if key not in current and row.acknowledged_at is None:
@@ -515,19 +511,23 @@ def record_problems(
     run_id: int | None,
     now: datetime,
     kinds: tuple[ErrorKind, ...] = (ErrorKind.UNMAPPED, ErrorKind.BAD_ENTRY),
-    within: Collection[str] | None = None,
+    scope: Scope = Scope(None),
 ) -> None:
-    """Open the problems seen now, resolve the ones of ``kinds`` that are gone. ``within``:
-    the subjects that were looked at (the entries of a partial plan); None: all."""
+    """Open the problems seen now, resolve the ones of ``kinds`` that are gone: of every
+    entry, or (a plan of what changed) of the entries of ``scope``'s issues."""
     current = {(ErrorKind(p.kind), p.entry_key): p for p in problems}
     where = [Error.source_id == source.id, Error.kind.in_(kinds), Error.resolved_at.is_(None)]
-    if within is None:
+    if scope.full:
         open_rows = list(session.scalars(select(Error).where(*where)))
-    else:
+    else:  # an entry problem's subject is the entry's key
         open_rows = [
             row
-            for chunk in _chunks(sorted(within))
-            for row in session.scalars(select(Error).where(*where, Error.subject.in_(chunk)))
+            for issues in _issue_filters(Entry.external_issue_id, scope)
+            for row in session.scalars(
+                select(Error)
+                .join(Entry, Entry.key == Error.subject)
+                .where(*where, Entry.source_id == source.id, *issues)
+            )
         ]
     seen = set()
     for row in open_rows:

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.kukkingu import Invoice, KukkinguClient
@@ -40,10 +40,11 @@ from worker.ingest import (
 from worker.ledger import (
     Scope,
     consume,
-    entry_keys,
     load_view,
     load_work,
-    mark_lines_dirty,
+    mark_dirty,
+    open_drift,
+    open_problems,
     planning_scope,
     record_plan,
     record_problems,
@@ -53,10 +54,8 @@ from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Draft,
     DraftStatus,
-    Drift,
     Entry,
     EntryState,
-    Error,
     ErrorKind,
     Line,
     LineState,
@@ -106,12 +105,12 @@ def plan_digest(settings: Settings) -> str:
     under another digest is planned again in full."""
     rules = [dataclasses.asdict(rule) for rule in rules_from(settings)]
     text = json.dumps(
-        [str(settings.timezone), rules], sort_keys=True, default=_sorted, separators=(",", ":")
+        [str(settings.timezone), rules], sort_keys=True, default=_jsonable, separators=(",", ":")
     )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _sorted(value: object) -> object:
+def _jsonable(value: object) -> object:
     if isinstance(value, frozenset | set):
         return sorted(value, key=str)
     return str(value)
@@ -125,8 +124,7 @@ class SyncResult:
     applied: ApplyCounts
     plans: list[Plan] = field(default_factory=list)
     view: LedgerView | None = None  # the ledger the (last) plan was made against
-    replanned: bool = False  # a plan covered every issue (new rules, or asked for)
-    planned_issues: int = 0  # issues the (last) plan covered, when not every one
+    scopes: list[Scope] = field(default_factory=list)  # what each plan covered
     requests: dict[str, int] = field(default_factory=dict)
     bad_total: int = 0  # bad entries of the source in the store, this run's included
     # what stays open after the run (a plan of what changed sees only its own part)
@@ -136,6 +134,16 @@ class SyncResult:
     @property
     def plan(self) -> Plan:
         return self.plans[-1] if self.plans else Plan()
+
+    @property
+    def replanned(self) -> bool:
+        """A plan covered every issue (new rules, or asked for)."""
+        return any(scope.full for scope in self.scopes)
+
+    @property
+    def planned_issues(self) -> int:
+        """The issues the last plan covered, when not every one."""
+        return len(self.scopes[-1].issues or ()) if self.scopes else 0
 
 
 def refresh_statuses(
@@ -165,11 +173,10 @@ def refresh_statuses(
         if status != draft.status:
             changed.append(f"{draft.invoice_number}: {draft.status.value} -> {status.value}")
             draft.status = status
-            mark_lines_dirty(
-                session, session.scalars(select(Line.id).where(Line.draft_id == draft.id))
-            )
+            lines = session.scalars(select(Line).where(Line.draft_id == draft.id)).all()
+            mark_dirty(session, {(line.source_id, line.issue_id) for line in lines})
             if status != DraftStatus.DRAFT:
-                for line in session.scalars(select(Line).where(Line.draft_id == draft.id)):
+                for line in lines:
                     line.state = LineState.FROZEN
     return changed
 
@@ -219,7 +226,7 @@ def dry_run(
                 record_batch(session, row, batch, counts)
             refresh_statuses(session, client)
             session.flush()
-            scope = _scope(session, settings, row, replan=replan)
+            scope = _scope(session, row, plan_digest(settings), replan=replan)
             result, view = _plan(session, settings, row, now(), scope)
         finally:
             session.rollback()
@@ -230,16 +237,15 @@ def dry_run(
         applied=ApplyCounts(),
         plans=[result],
         view=view,
-        replanned=scope.full,
-        planned_issues=len(scope.issues or ()),
+        scopes=[scope],
         requests=dict(client.request_counts),
     )
 
 
-def _scope(session: Session, settings: Settings, source: Source, *, replan: bool) -> Scope:
-    """What to plan: everything when asked, or when the rules differ from the ones the
-    ledger was planned by; else what changed."""
-    full = replan or source.plan_hash != plan_digest(settings)
+def _scope(session: Session, source: Source, digest: str, *, replan: bool) -> Scope:
+    """What to plan: everything when asked, or when the rules' ``digest`` differs from the
+    one the ledger was planned by; else what changed."""
+    full = replan or source.plan_hash != digest
     return planning_scope(session, source, full=full)
 
 
@@ -375,10 +381,10 @@ def _rounds(
         applier.settle_closed()
         with transaction(factory) as session:
             source = session.get_one(Source, source_id)
-            scope = _scope(session, settings, source, replan=replan)
+            scope = _scope(session, source, digest, replan=replan)
             replan = False  # once: a later round plans what the first one left dirty
             planned, view = _plan(session, settings, source, now(), scope)
-            record_plan(session, source, planned, view, full=scope.full)
+            record_plan(session, source, planned, scope)
             consume(session, scope)
             source.plan_hash = digest
             bad_entries = _bad_entries(session, source)
@@ -398,11 +404,11 @@ def _rounds(
                 run_id=result.run_id,
                 now=now(),
                 kinds=(ErrorKind.UNMAPPED,),
-                within=None if scope.full else entry_keys(session, source, scope),
+                scope=scope,
             )
-            result.unmapped_total, result.drift_total = _open_totals(session, source)
-        result.replanned = result.replanned or scope.full
-        result.planned_issues = len(scope.issues or ())
+            result.unmapped_total = open_problems(session).get((source.id, ErrorKind.UNMAPPED), 0)
+            result.drift_total = open_drift(session).get(source.id, 0)
+        result.scopes.append(scope)
         result.plans.append(planned)
         result.view = view
         checkpoint("sync.recorded")
@@ -412,26 +418,6 @@ def _rounds(
         except DraftClosed as exc:
             log.info("an invoice closed during the sync (%s); planning again", exc)
     raise FatalError(f"invoices kept closing during the sync ({MAX_ROUNDS} rounds)")
-
-
-def _open_totals(session: Session, source: Source) -> tuple[int, int]:
-    """(open unmapped problems, unacknowledged drift) of ``source``."""
-    unmapped = session.scalar(
-        select(func.count())
-        .select_from(Error)
-        .where(
-            Error.source_id == source.id,
-            Error.kind == ErrorKind.UNMAPPED,
-            Error.resolved_at.is_(None),
-        )
-    )
-    drift = session.scalar(
-        select(func.count())
-        .select_from(Drift)
-        .join(Line, Line.id == Drift.line_id)
-        .where(Line.source_id == source.id, Drift.acknowledged_at.is_(None))
-    )
-    return unmapped or 0, drift or 0
 
 
 def _finish(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from worker.config import parse_crontab
 from worker.core.model import MAX_LINES_PER_DRAFT
 from worker.currencies import format_minor
+from worker.ledger import open_drift, open_problems
 from worker.store.models import (
     Cursor,
     Draft,
@@ -270,25 +271,6 @@ def next_run(schedule: str, now: datetime, zone: ZoneInfo) -> datetime | None:
     return None
 
 
-def _open_errors(session: Session) -> dict[tuple[int | None, str], int]:
-    rows = session.execute(
-        select(Error.source_id, Error.kind, func.count())
-        .where(Error.resolved_at.is_(None))
-        .group_by(Error.source_id, Error.kind)
-    )
-    return {(source_id, str(kind)): int(n) for source_id, kind, n in rows}
-
-
-def _open_drift(session: Session) -> dict[int, int]:
-    rows = session.execute(
-        select(Line.source_id, func.count())
-        .join(Drift, Drift.line_id == Line.id)
-        .where(Drift.acknowledged_at.is_(None))
-        .group_by(Line.source_id)
-    )
-    return {int(source_id): int(n) for source_id, n in rows}
-
-
 def overview(
     session: Session,
     configured: Sequence[tuple[str, str, str]],
@@ -304,8 +286,8 @@ def overview(
     live = live or {}
     rows = {row.name: row for row in session.scalars(select(Source))}
     names = _source_names(session)
-    errors = _open_errors(session)
-    drift = _open_drift(session)
+    errors = open_problems(session)
+    drift = open_drift(session)
     config = {name: (kind, schedule) for name, kind, schedule in configured}
     ordered = [name for name, _, _ in configured] + sorted(set(rows) - set(config))
     result = []
