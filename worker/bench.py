@@ -66,6 +66,15 @@ SIZES: dict[str, Size] = {
     "L": Size(
         "L", issues=20_000, worklogs=500_000, repos=10, gh_issues=5_000, comments=50_000, weeks=26
     ),
+    "XL": Size(
+        "XL",
+        issues=40_000,
+        worklogs=1_000_000,
+        repos=20,
+        gh_issues=10_000,
+        comments=100_000,
+        weeks=52,
+    ),
 }
 PHASES = ("full", "no-change", "1%-changed")
 SOURCES = {"jira": "jira-bench", "github": "github-bench"}

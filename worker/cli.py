@@ -602,10 +602,11 @@ def _demo_dashboard(settings: Settings) -> None:
 @cli.command("bench")
 @click.option(
     "--size",
-    type=click.Choice(["XS", "S", "M", "L"], case_sensitive=False),
-    default="S",
-    show_default=True,
-    help="Dataset size (XS: 400 worklogs, a smoke test; S: 5,000; M: 50,000; L: 500,000).",
+    "sizes",
+    type=click.Choice(["XS", "S", "M", "L", "XL"], case_sensitive=False),
+    multiple=True,
+    help="Dataset size, repeatable (XS: 400 worklogs, a smoke test; S: 5,000 (the default); "
+    "M: 50,000; L: 500,000; XL: 1,000,000).",
 )
 @click.option("--latency-ms", default=0, show_default=True, help="Fixed latency per request.")
 @click.option(
@@ -628,43 +629,68 @@ def _demo_dashboard(settings: Settings) -> None:
 @click.option(
     "--profile", is_flag=True, help="cProfile each sync into WORKDIR/<phase>-<source>.prof."
 )
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw peak RSS and wall time against dataset size (the sizes measured) as an SVG.",
+)
 def bench_command(
-    size: str,
+    sizes: tuple[str, ...],
     latency_ms: int,
     kinds: tuple[str, ...],
     workdir: Path,
     json_path: Path | None,
     profile: bool,
+    plot_path: Path | None,
 ) -> None:
-    """Benchmark full, no-change and 1%-changed syncs on a generated dataset (SPEC §10)."""
+    """Benchmark full, no-change and 1%-changed syncs on a generated dataset (SPEC §10).
+
+    Several --size options run one after another (each in WORKDIR/<size>); the JSON is then
+    a list with one object per size."""
     import json
 
     from worker.bench import SIZES, routes, run_bench, table
 
     if latency_ms < 0:
         raise click.BadParameter("must be >= 0", param_hint="--latency-ms")
-    result = run_bench(
-        SIZES[size.upper()],
-        workdir,
-        latency_ms=latency_ms,
-        sources=kinds or ("jira", "github"),
-        profile=profile,
-        report=click.echo,
-    )
-    click.echo("")
-    for line in table(result):
-        click.echo(line)
-    click.echo("")
-    click.echo("Requests per route:")
-    for line in routes(result):
-        click.echo(line)
+    chosen = list(dict.fromkeys(s.upper() for s in sizes)) or ["S"]
+    results, failed = [], []
+    for name in chosen:
+        where = workdir if len(chosen) == 1 else workdir / name
+        result = run_bench(
+            SIZES[name],
+            where,
+            latency_ms=latency_ms,
+            sources=kinds or ("jira", "github"),
+            profile=profile,
+            report=click.echo,
+        )
+        results.append(result)
+        if any(p.exit_code != 0 for p in result.phases):
+            failed.append(str(where / "sync.log"))
+        click.echo("")
+        for line in table(result):
+            click.echo(line)
+        click.echo("")
+        click.echo("Requests per route:")
+        for line in routes(result):
+            click.echo(line)
+        click.echo("")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        reports = [r.to_json() for r in results]
+        document = reports[0] if len(reports) == 1 else reports
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
         click.echo(f"JSON written to {json_path}")
-    failed = [p for p in result.phases if p.exit_code != 0]
+    if plot_path is not None:
+        from worker.benchplot import svg
+
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
+        plot_path.write_text(svg(results))
+        click.echo(f"plot written to {plot_path}")
     if failed:
-        raise click.ClickException(f"{len(failed)} sync(s) failed; see {workdir / 'sync.log'}")
+        raise click.ClickException(f"a sync failed; see {', '.join(failed)}")
 
 
 def main() -> None:

@@ -15,7 +15,10 @@ BILLSYNC = str(Path(sys.executable).parent / "billsync")
 def test_bench_reports_every_phase_within_the_request_targets(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [BILLSYNC, "bench", "--size", "XS", "--workdir", str(tmp_path / "w"), "--json", str(out)],
+        [
+            *(BILLSYNC, "bench", "--size", "XS", "--workdir", str(tmp_path / "w")),
+            *("--json", str(out), "--plot", str(tmp_path / "plot.svg")),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -51,6 +54,9 @@ def test_bench_reports_every_phase_within_the_request_targets(tmp_path: Path) ->
     assert changed["counts"]["entriesChanged"] >= 4  # 1 % of 400 worklogs
     assert changed["counts"]["linesUpdated"] >= 1
     assert report["ledger"]["lines"] > 0
+    plot = (tmp_path / "plot.svg").read_text()
+    assert plot.startswith("<svg")
+    assert plot.count("<polyline") == 12  # 6 series, 2 panels
 
 
 def test_bench_refuses_a_negative_latency(tmp_path: Path) -> None:
