@@ -23,6 +23,11 @@ sequence in its own transactions, so the protocol holds for each of them; one dr
 creates stay in one thread, in order. The first failure stops new writes from starting; the
 ones in flight finish and are recorded; then it is raised.
 
+**Whose lines.** A sync's applier (``source_id``) writes and reconciles only its source's
+lines; drafts are shared by the sources of a contract and are created and totalled under the
+tenant's ledger lock (see :func:`worker.sync.sync`), so syncs of other sources write their
+own lines meanwhile.
+
 ``checkpoint(step)`` is called between every two steps; tests make it crash the "process"
 there (the in-flight transaction is rolled back, as a real crash would lose it).
 """
@@ -35,9 +40,9 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.kukkingu import (
@@ -65,6 +70,7 @@ from worker.store import (
     IntentStatus,
     Line,
     LineState,
+    Run,
     transaction,
     utcnow,
 )
@@ -104,6 +110,7 @@ class Applier:
         client: KukkinguClient,
         *,
         run_id: int | None = None,
+        source_id: int | None = None,
         checkpoint: Checkpoint = lambda step: None,
         fence: Checkpoint = lambda step: None,
         progress: ProgressFn = no_progress,
@@ -116,6 +123,9 @@ class Applier:
         self._lock = threading.Lock()  # the counts and the progress, shared by the writers
         self.client = client
         self.run_id = run_id
+        # The source whose lines this applier writes (None: every source's). Lines belong to
+        # one source, and only its sync writes them; drafts are shared between sources.
+        self.source_id = source_id
         self.checkpoint = checkpoint
         self.fence = fence  # raises unless the sync's locks are still its own (before a write)
         self.progress = progress
@@ -161,6 +171,19 @@ class Applier:
             if (failure := future.exception()) is not None:
                 raise failure
 
+    # --- whose work -------------------------------------------------------------------------
+
+    def _own_lines(self) -> list[Any]:
+        return [] if self.source_id is None else [Line.source_id == self.source_id]
+
+    def _own_line_intents(self) -> list[Any]:
+        """Intents on lines are the source's own: another source's sync may be sending its
+        own right now, and only that source's next sync may reconcile them."""
+        if self.source_id is None:
+            return []
+        runs = select(Run.id).where(Run.source_id == self.source_id)
+        return [Intent.run_id.in_(runs)]
+
     # --- intents ----------------------------------------------------------------------------
 
     def _intend(self, kind: IntentKind, draft_id: int, payload: dict[str, object]) -> int:
@@ -190,10 +213,18 @@ class Applier:
     # --- recovery -----------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Reconcile every PENDING intent a crash (or a lost answer) left behind."""
+        """Reconcile every PENDING intent a crash (or a lost answer) left behind: on drafts
+        any sync's (they are written under the ledger lock, so their writer is gone), on
+        lines this source's own."""
+        line_kinds = (IntentKind.CREATE_BILLABLES, IntentKind.UPDATE_BILLABLE)
         with self.factory() as session:
             pending = session.scalars(
-                select(Intent).where(Intent.status == IntentStatus.PENDING).order_by(Intent.id)
+                select(Intent)
+                .where(
+                    Intent.status == IntentStatus.PENDING,
+                    or_(Intent.kind.not_in(line_kinds), *self._own_line_intents() or [true()]),
+                )
+                .order_by(Intent.id)
             ).all()
             work = [(i.id, i.kind, i.draft_id, dict(i.payload)) for i in pending]
         listed: set[int] = set()
@@ -221,7 +252,7 @@ class Applier:
             rows = session.execute(
                 select(Line, Draft.kukkingu_id)
                 .join(Draft, Draft.id == Line.draft_id)
-                .where(Draft.status != DraftStatus.DRAFT)
+                .where(Draft.status != DraftStatus.DRAFT, *self._own_lines())
             ).all()
             unsent = [line.id for line, _ in rows if line.kukkingu_id is None]
             changed: dict[str, list[int]] = {}
@@ -289,6 +320,7 @@ class Applier:
                     Intent.draft_id == draft_id,
                     Intent.kind == IntentKind.CREATE_BILLABLES,
                     Intent.status == IntentStatus.PENDING,
+                    *self._own_line_intents(),
                 )
             ).all()
             sent = {
@@ -325,12 +357,20 @@ class Applier:
 
     def apply(self) -> ApplyCounts:
         """Carry the recorded ledger out. Call :meth:`recover` first, *before* planning: the
-        planner must know which lines a lost answer already stored."""
-        self._create_drafts()
+        planner must know which lines a lost answer already stored.
+
+        A sync runs the three steps itself: :meth:`create_drafts` and :meth:`update_drafts`
+        write shared drafts and run under the tenant's ledger lock, :meth:`write_lines`
+        writes the source's own lines and needs only the source's lock."""
+        self.create_drafts()
+        self.write_lines()
+        self.update_drafts()
+        return self.counts
+
+    def write_lines(self) -> None:
+        """Create the lines not on Kukkingu yet, then update those whose content changed."""
         self._create_lines()
         self._update_lines()
-        self._update_drafts()
-        return self.counts
 
     def _line_totals(self, session: Session) -> dict[int, int]:
         return {
@@ -342,7 +382,7 @@ class Applier:
             )
         }
 
-    def _create_drafts(self) -> None:
+    def create_drafts(self) -> None:
         with self.factory() as session:
             totals = self._line_totals(session)
             todo = session.scalars(
@@ -410,6 +450,7 @@ class Applier:
                 Line.kukkingu_id.is_(None),
                 Draft.status == DraftStatus.DRAFT,
                 Draft.kukkingu_id.is_not(None),
+                *self._own_lines(),
             )
         )
         with self.factory() as session:
@@ -427,6 +468,7 @@ class Applier:
                     Line.draft_id == draft_id,
                     Line.kukkingu_id.is_(None),
                     Line.rejected.is_(None),
+                    *self._own_lines(),
                 )
                 .order_by(Line.position)
             ).all()
@@ -544,6 +586,7 @@ class Applier:
                     Line.state == LineState.PENDING,
                     Line.kukkingu_id.is_not(None),
                     Draft.status == DraftStatus.DRAFT,
+                    *self._own_lines(),
                 )
                 .order_by(Line.id)
             ).all()
@@ -588,7 +631,7 @@ class Applier:
             self.progress("update", self.counts.lines_updated, total)
         self.checkpoint("line.recorded")
 
-    def _update_drafts(self) -> None:
+    def update_drafts(self) -> None:
         """Keep each open draft's ``amountMinor`` equal to the sum of its lines."""
         with self.factory() as session:
             totals = self._line_totals(session)

@@ -93,15 +93,16 @@ class StoreContext(SourceContext):
 
     def open_issues(self) -> list[tuple[str, str]]:
         with self.factory() as session:
-            groups = session.scalars(
-                select(Line.group_key)
+            on_open_drafts = (
+                select(Line.issue_id)
                 .join(Draft, Draft.id == Line.draft_id)
                 .where(Line.source_id == self.source_id, Draft.status == DraftStatus.DRAFT)
-            ).all()
-            ids = {json.loads(group)[4] for group in groups}
+                .distinct()
+            )
             rows = session.execute(
                 select(SourceIssue.external_id, SourceIssue.key).where(
-                    SourceIssue.source_id == self.source_id, SourceIssue.external_id.in_(ids)
+                    SourceIssue.source_id == self.source_id,
+                    SourceIssue.external_id.in_(on_open_drafts),
                 )
             )
             return sorted((str(issue_id), str(key)) for issue_id, key in rows)
@@ -323,7 +324,7 @@ def record_batch(
     counts.unreachable += batch.unreachable
     session.flush()
     dirty |= entries.dirty
-    mark_dirty(session, ((source.id, issue) for issue in dirty))
+    mark_dirty(session, ((source.id, issue) for issue in dirty), own_sync=True)
 
 
 LOST = ErrorKind.CONFIGURATION  # the kind of an "unreachable" problem: an operator fixes access

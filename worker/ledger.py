@@ -13,6 +13,11 @@ it visits: a group's entries missing from its input would zero the group's line,
 entry's time held by a finalized line missing from it would be billed again. So a scope is
 closed: every entry of a planned issue is loaded, every line of it, every line counting one
 of its entries, and (through those) the issues of every entry such a line counts.
+
+**Full plans in parts.** Planning every issue at once would hold the whole source in memory.
+A full plan is made in parts instead (:func:`issue_chunks`: about
+:data:`PLAN_CHUNK_ENTRIES` entries each, by issue), each a closed scope recorded in its own
+transaction before the next is read, as a plan of what changed would be.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ from worker.store import (
     utcnow,
 )
 
+PLAN_CHUNK_ENTRIES = 10_000  # about this many entries per part of a full plan
+
 
 def content_of(line: Line) -> LineContent:
     """What the ledger says the line's billable should hold."""
@@ -76,14 +83,33 @@ def draft_key(draft: Draft) -> DraftKey:
     return DraftKey(draft.contract_id, draft.currency, draft.period, draft.seq)
 
 
-def mark_dirty(session: Session, marks: Iterable[tuple[int, str | None]]) -> None:
-    """Mark (source id, issue id) pairs for the next plan, in the caller's transaction."""
+def mark_dirty(
+    session: Session, marks: Iterable[tuple[int, str | None]], *, own_sync: bool = False
+) -> None:
+    """Mark (source id, issue id) pairs for the next plan, in the caller's transaction.
+
+    ``own_sync``: the caller is the sync of these marks' source (its ingest), the only one
+    that removes them, so an issue marked already needs no second mark. A first sync then
+    leaves one mark per issue, not one per issue and page. Any other caller always adds its
+    mark: the source's sync may be removing the one it sees."""
+    wanted = {m for m in marks if m[1] is not None}
+    if own_sync:
+        for source_id in {source_id for source_id, _ in wanted}:
+            issues = sorted(str(issue) for s, issue in wanted if s == source_id)
+            for chunk in _chunks(issues):
+                wanted -= {
+                    (source_id, issue)
+                    for issue in session.scalars(
+                        select(DirtyIssue.issue_id).where(
+                            DirtyIssue.source_id == source_id, DirtyIssue.issue_id.in_(chunk)
+                        )
+                    )
+                }
     values = [
-        {"source_id": source_id, "issue_id": issue_id}
-        for source_id, issue_id in sorted({m for m in marks if m[1] is not None})
+        {"source_id": source_id, "issue_id": issue_id} for source_id, issue_id in sorted(wanted)
     ]
-    if values:
-        session.execute(insert(DirtyIssue), values)
+    for chunk in _chunks(values):
+        session.execute(insert(DirtyIssue), chunk)
 
 
 def mark_lines_dirty(session: Session, line_ids: Iterable[int]) -> None:
@@ -150,6 +176,50 @@ def _closure(session: Session, source: Source, issues: set[str]) -> set[str]:
             )
         todo = {issue for issue in found if issue is not None} - done
     return done
+
+
+def issue_chunks(
+    session: Session, source: Source, entries: int | None = None
+) -> list[frozenset[str]]:
+    """Every issue of ``source`` (with entries, lines or a record of its own), sorted and cut
+    into groups of about ``entries`` entries (:data:`PLAN_CHUNK_ENTRIES`): a full plan goes
+    group by group, so its memory does not grow with the ledger."""
+    limit = entries or PLAN_CHUNK_ENTRIES
+    weight: dict[str, int] = {}
+    for issue, n in session.execute(
+        select(Entry.external_issue_id, func.count())
+        .where(Entry.source_id == source.id, Entry.external_issue_id.is_not(None))
+        .group_by(Entry.external_issue_id)
+    ):
+        weight[str(issue)] = int(n)
+    for issue in session.scalars(
+        select(SourceIssue.external_id).where(SourceIssue.source_id == source.id)
+    ):
+        weight.setdefault(issue, 1)
+    for issue in session.scalars(
+        select(Line.issue_id)
+        .where(Line.source_id == source.id, Line.issue_id.is_not(None))
+        .distinct()
+    ):
+        weight.setdefault(issue, 1)
+    chunks: list[frozenset[str]] = []
+    chunk: list[str] = []
+    size = 0
+    for issue in sorted(weight):
+        chunk.append(issue)
+        size += weight[issue]
+        if size >= limit:
+            chunks.append(frozenset(chunk))
+            chunk, size = [], 0
+    if chunk:
+        chunks.append(frozenset(chunk))
+    return chunks
+
+
+def chunk_scope(session: Session, source: Source, issues: frozenset[str]) -> Scope:
+    """The scope of one part of a full plan: ``issues`` and what they reach. It reads no
+    marks: the full plan removes those once its last part is recorded."""
+    return Scope(frozenset(_closure(session, source, set(issues))))
 
 
 def consume(session: Session, scope: Scope) -> None:
@@ -337,8 +407,8 @@ def _replace_entries(
         for line_id, entries in counted
         for key, seconds in sorted(entries.items())
     ]
-    if values:
-        session.execute(insert(LineEntry), values)
+    for chunk in _chunks(values):  # executemany in slices: its parameters are held at once
+        session.execute(insert(LineEntry), chunk)
 
 
 def _entry_ids(session: Session, keys: set[str]) -> dict[str, int]:

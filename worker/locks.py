@@ -1,4 +1,4 @@
-"""Redis locks: at most one sync per source, one ledger writer per tenant, one beat.
+"""Redis locks: at most one sync per source, one allocating sync per tenant, one beat.
 
 All are redis-py ``Lock`` objects: ``SET key token NX PX ttl``, released (and extended) only
 by the holder's token, so an expired holder can never free someone else's lock.
@@ -32,7 +32,7 @@ log = logging.getLogger("billsync.locks")
 PREFIX = "billsync"
 SOURCE_TTL = 60.0  # seconds; extended every 20 s while the sync runs
 PENDING_TTL = 600  # seconds a coalesced request waits for its retry before it may be redone
-LEDGER_WAIT = 300.0  # seconds a sync waits for another source's ledger phase
+LEDGER_WAIT = 300.0  # seconds a sync waits for another sync's allocation (plan, drafts)
 OWED_TTL = 86_400  # an owed sync nobody resumed within a day is left to the schedule
 
 
@@ -154,8 +154,8 @@ def clear_follow_up(redis: Redis, source: str) -> None:
 def ledger_lock(
     redis: Redis, tenant: str, wait: float = 300.0, ttl: float = SOURCE_TTL
 ) -> Iterator[HeldLock]:
-    """Hold the tenant's ledger lock (plan + apply) for the block; wait up to ``wait``.
-    ``ttl``: how long a dead holder keeps it (extended every third while held)."""
+    """Hold the tenant's ledger lock (what allocates: plans, drafts) for the block; wait up
+    to ``wait``. ``ttl``: how long a dead holder keeps it (extended every third while held)."""
     lock = HeldLock(redis, ledger_lock_key(tenant), ttl=ttl)
     if not lock.acquire(blocking=True, wait=wait):
         raise RetryableError(f"another sync held the ledger for {wait:.0f} s", retry_after=30)
@@ -166,8 +166,9 @@ def ledger_lock(
 
 
 class SyncLocks:
-    """The Redis locks one sync holds: its source's (held already) and, while it plans and
-    writes, its tenant's ledger lock. :meth:`fence` checks both before each write."""
+    """The Redis locks one sync holds: its source's (held already) and, while it allocates
+    (plans, creates drafts, sets their totals), its tenant's ledger lock. :meth:`fence`
+    checks those held before each write."""
 
     def __init__(self, redis: Redis, source: HeldLock, tenant: str, ttl: float) -> None:
         self.redis, self.source, self.tenant, self.ttl = redis, source, tenant, ttl

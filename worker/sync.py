@@ -39,7 +39,9 @@ from worker.ingest import (
 )
 from worker.ledger import (
     Scope,
+    chunk_scope,
     consume,
+    issue_chunks,
     load_view,
     load_work,
     mark_dirty,
@@ -122,18 +124,15 @@ class SyncResult:
     run_id: int | None
     ingested: IngestCounts
     applied: ApplyCounts
-    plans: list[Plan] = field(default_factory=list)
-    view: LedgerView | None = None  # the ledger the (last) plan was made against
-    scopes: list[Scope] = field(default_factory=list)  # what each plan covered
+    plan: Plan = field(default_factory=Plan)  # the last plan (of a full plan: its last part)
+    view: LedgerView | None = None  # the ledger the last plan was made against
+    planned_writes: int = 0  # writes planned by every plan (and part) of the run
+    scopes: list[Scope] = field(default_factory=list)  # what each round planned
     requests: dict[str, int] = field(default_factory=dict)
     bad_total: int = 0  # bad entries of the source in the store, this run's included
     # what stays open after the run (a plan of what changed sees only its own part)
     unmapped_total: int = 0  # unmapped entries of the source
     drift_total: int = 0  # drift on the source's lines not acknowledged
-
-    @property
-    def plan(self) -> Plan:
-        return self.plans[-1] if self.plans else Plan()
 
     @property
     def replanned(self) -> bool:
@@ -235,8 +234,9 @@ def dry_run(
         run_id=None,
         ingested=counts,
         applied=ApplyCounts(),
-        plans=[result],
+        plan=result,
         view=view,
+        planned_writes=result.writes,
         scopes=[scope],
         requests=dict(client.request_counts),
     )
@@ -289,14 +289,25 @@ def sync(
             factory,
             client,
             run_id=run_id,
+            source_id=source_id,
             checkpoint=checkpoint,
             fence=fence,
             progress=progress,
             concurrency=settings.file.kukkingu.concurrency,
         )
         result.applied = applier.counts
-        with ledger_lock():  # sources sharing a contract share drafts: one planner at a time
-            _rounds(settings, factory, client, applier, source_id, result, now, checkpoint, replan)
+        _rounds(
+            settings,
+            factory,
+            client,
+            applier,
+            source_id,
+            result,
+            now,
+            checkpoint,
+            replan,
+            ledger_lock,
+        )
     except (Exception, KeyboardInterrupt) as exc:
         # A real crash records nothing; so nothing is recorded for other BaseExceptions
         # (the fault tests' simulated crash is one): the run stays "running".
@@ -362,41 +373,88 @@ def _rounds(
     now: Callable[[], datetime],
     checkpoint: Checkpoint,
     replan: bool,
+    ledger_lock: Callable[[], AbstractContextManager[object]],
 ) -> None:
-    """Notice statuses, reconcile, plan, record, apply; again if an invoice closed meanwhile.
+    """Allocate, then write the source's lines; again if an invoice closed meanwhile.
 
-    A plan covers the issues marked dirty since the last one (and removes those marks in
-    its transaction), or every issue (``replan``, or rules that changed)."""
+    Sources sharing a contract share drafts, so what allocates runs under the tenant's
+    ledger lock, one sync at a time: noticing statuses, reconciling, planning onto draft
+    seats, creating the new drafts, and at the end setting the drafts' amounts. The lines
+    are the source's own: they are written with only the source's lock held, while other
+    sources' syncs plan and write theirs."""
     digest = plan_digest(settings)
     for _ in range(MAX_ROUNDS):
-        with transaction(factory) as session:
-            changed = refresh_statuses(session, client, applier.invoices)
-        for change in changed:
-            log.info("noticed invoice %s", change)
-        checkpoint("sync.statuses")
-        # Reconcile lost answers before planning: a line stored by a create whose answer
-        # was lost must count as billed, even if its invoice was finalized since.
-        applier.recover()
-        # a write the closing of an invoice refused is not billed: back to what Kukkingu holds
-        applier.settle_closed()
+        with ledger_lock():
+            _allocate(
+                settings,
+                factory,
+                client,
+                applier,
+                source_id,
+                result,
+                now,
+                checkpoint,
+                digest=digest,
+                replan=replan,
+            )
+            replan = False  # once: a later round plans what the first one left dirty
+            checkpoint("sync.recorded")
+            applier.create_drafts()
+        try:
+            applier.write_lines()
+            with ledger_lock():
+                applier.update_drafts()
+            return
+        except DraftClosed as exc:
+            log.info("an invoice closed during the sync (%s); planning again", exc)
+    raise FatalError(f"invoices kept closing during the sync ({MAX_ROUNDS} rounds)")
+
+
+def _allocate(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    client: KukkinguClient,
+    applier: Applier,
+    source_id: int,
+    result: SyncResult,
+    now: Callable[[], datetime],
+    checkpoint: Checkpoint,
+    *,
+    digest: str,
+    replan: bool,
+) -> None:
+    """Notice statuses, reconcile, plan and record (under the ledger lock).
+
+    A plan covers the issues marked dirty since the last one (and removes those marks in
+    its transaction), or every issue (``replan``, or rules whose ``digest`` differs). A plan
+    of every issue is made and recorded in parts (see :mod:`worker.ledger`); the last part's
+    transaction removes the marks and records the digest, so a crash between parts leaves a
+    full plan to the next sync."""
+    with transaction(factory) as session:
+        changed = refresh_statuses(session, client, applier.invoices)
+    for change in changed:
+        log.info("noticed invoice %s", change)
+    checkpoint("sync.statuses")
+    # Reconcile lost answers before planning: a line stored by a create whose answer
+    # was lost must count as billed, even if its invoice was finalized since.
+    applier.recover()
+    # a write the closing of an invoice refused is not billed: back to what Kukkingu holds
+    applier.settle_closed()
+    with transaction(factory) as session:
+        scope = _scope(session, session.get_one(Source, source_id), digest, replan=replan)
+        parts: list[frozenset[str] | None] = [None]  # the scope at once
+        if (
+            scope.full
+            and len(chunks := issue_chunks(session, session.get_one(Source, source_id))) > 1
+        ):
+            parts = list(chunks)
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
         with transaction(factory) as session:
             source = session.get_one(Source, source_id)
-            scope = _scope(session, source, digest, replan=replan)
-            replan = False  # once: a later round plans what the first one left dirty
-            planned, view = _plan(session, settings, source, now(), scope)
-            record_plan(session, source, planned, scope)
-            consume(session, scope)
-            source.plan_hash = digest
-            bad_entries = _bad_entries(session, source)
-            result.bad_total = len(bad_entries)
-            record_problems(
-                session,
-                source,
-                bad_entries,
-                run_id=result.run_id,
-                now=now(),
-                kinds=(ErrorKind.BAD_ENTRY,),
-            )
+            planned_scope = scope if part is None else chunk_scope(session, source, part)
+            planned, view = _plan(session, settings, source, now(), planned_scope)
+            record_plan(session, source, planned, planned_scope)
             record_problems(
                 session,
                 source,
@@ -404,20 +462,28 @@ def _rounds(
                 run_id=result.run_id,
                 now=now(),
                 kinds=(ErrorKind.UNMAPPED,),
-                scope=scope,
+                scope=planned_scope,
             )
-            result.unmapped_total = open_problems(session).get((source.id, ErrorKind.UNMAPPED), 0)
-            result.drift_total = open_drift(session).get(source.id, 0)
-        result.scopes.append(scope)
-        result.plans.append(planned)
-        result.view = view
-        checkpoint("sync.recorded")
-        try:
-            applier.apply()
-            return
-        except DraftClosed as exc:
-            log.info("an invoice closed during the sync (%s); planning again", exc)
-    raise FatalError(f"invoices kept closing during the sync ({MAX_ROUNDS} rounds)")
+            if last:  # the plan is whole: its marks are done, and it was made by these rules
+                consume(session, scope)
+                source.plan_hash = digest
+                _record_totals(session, source, result, now())
+        result.plan, result.view = planned, view
+        result.planned_writes += planned.writes
+        if not last:
+            checkpoint("sync.part")
+    result.scopes.append(scope)
+
+
+def _record_totals(session: Session, source: Source, result: SyncResult, now: datetime) -> None:
+    """The source's bad entries as problems, and what stays open after the run."""
+    bad_entries = _bad_entries(session, source)
+    result.bad_total = len(bad_entries)
+    record_problems(
+        session, source, bad_entries, run_id=result.run_id, now=now, kinds=(ErrorKind.BAD_ENTRY,)
+    )
+    result.unmapped_total = open_problems(session).get((source.id, ErrorKind.UNMAPPED), 0)
+    result.drift_total = open_drift(session).get(source.id, 0)
 
 
 def _finish(

@@ -206,12 +206,12 @@ def run_scenario(
         with store(db_url) as factory:
             again = sync(settings, factory, client, source, now=lambda: NOW)
         assert writes(kukkingu.requests()) == {}, writes(kukkingu.requests())
-        assert again.plan.writes == 0
+        assert again.planned_writes == 0
         # the syncs planned what changed; a plan of everything finds nothing they left out
         with store(db_url) as factory:
             full = sync(settings, factory, client, source, now=lambda: NOW, replan=True)
         assert full.replanned
-        assert full.plan.writes == 0, full.plan
+        assert full.planned_writes == 0, full.plan
     return final, frozen
 
 

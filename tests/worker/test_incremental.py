@@ -61,7 +61,7 @@ def test_the_first_sync_plans_everything_then_only_what_changed(
         quiet = sync(settings, factory, client, source, now=lambda: NOW)
         assert not quiet.replanned
         assert planned_issues(quiet) == set()  # nothing loaded, nothing planned
-        assert quiet.plan.writes == 0
+        assert quiet.planned_writes == 0
         source.edit("jira:test:worklog:3", seconds=7200)  # issue 1001's
         kukkingu.app.requests.reset()
         edited = sync(settings, factory, client, source, now=lambda: NOW)
@@ -74,7 +74,7 @@ def test_the_first_sync_plans_everything_then_only_what_changed(
         # what a full plan would do now: nothing, the incremental one left nothing out
         again = sync(settings, factory, client, source, now=lambda: NOW, replan=True)
         assert again.replanned
-        assert again.plan.writes == 0
+        assert again.planned_writes == 0
         assert check_invariants(snapshot(client)) == []
 
 
@@ -122,7 +122,8 @@ def test_a_crash_between_ingest_and_planning_loses_no_mark(
         assert planned_issues(after) == replanned
         shot = snapshot(client)
         assert (
-            sync(settings, factory, client, source, now=lambda: NOW, replan=True).plan.writes == 0
+            sync(settings, factory, client, source, now=lambda: NOW, replan=True).planned_writes
+            == 0
         )
     now = quantities(shot)
     assert now["ACME-2"] == Decimal("2.50")  # 9000 s
@@ -164,7 +165,7 @@ def test_an_entry_held_by_a_finalized_line_of_its_old_issue_is_not_billed_again(
         assert planned_issues(later) == {"1", "2"}  # reached through entry 1
         shot = snapshot(client)
         full = sync(settings, factory, client, source, now=lambda: december, replan=True)
-        assert full.plan.writes == 0
+        assert full.planned_writes == 0
     billed = [
         (b["referenceId"], b["quantity"])
         for number, billables in sorted(shot.billables.items())
@@ -174,3 +175,85 @@ def test_an_entry_held_by_a_finalized_line_of_its_old_issue_is_not_billed_again(
     # only issue 2's 15 more minutes are late work; entry 1's hour stays on November's invoice
     assert billed == [("ACME-2@2026-11", "0.25")]
     assert check_invariants(shot) == []
+
+
+def billed(shot: KukkinguSnapshot) -> set[tuple[str, str, str, int]]:
+    """What each line bills, by reference: the order of lines on a draft is left out."""
+    return {(ref_type, ref, qty, amount) for _, ref_type, ref, qty, amount, _ in shot.lines()}
+
+
+def test_a_full_plan_in_parts_bills_what_one_plan_bills(
+    kukkingu: RunningKukkingu, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first sync plans in parts of about 5 entries (instead of 10,000): the same lines,
+    amounts and invoices as one plan of everything, and nothing left for a full replan."""
+    shots = []
+    for chunk in (10_000, 5):
+        monkeypatch.setattr("worker.ledger.PLAN_CHUNK_ENTRIES", chunk)
+        kukkingu.reset()
+        settings = settings_for(kukkingu.url)
+        source = demo_source(issues=12, per_issue=3)
+        with (
+            store(f"sqlite:///{tmp_path / f'state{chunk}.db'}") as factory,
+            client_for(kukkingu.url) as client,
+        ):
+            steps: list[str] = []
+            first = sync(
+                settings, factory, client, source, now=lambda: NOW, checkpoint=steps.append
+            )
+            assert first.replanned
+            assert steps.count("sync.part") == (0 if chunk == 10_000 else 5)  # 36 entries
+            again = sync(settings, factory, client, source, now=lambda: NOW, replan=True)
+            assert again.planned_writes == 0
+            shots.append(snapshot(client))
+        assert check_invariants(shots[-1]) == []
+    whole, parts = shots
+    assert billed(parts) == billed(whole)
+    assert set(parts.invoices) == set(whole.invoices)
+
+
+def test_a_crash_between_parts_of_a_full_plan_leaves_a_full_plan_to_the_next_sync(
+    kukkingu: RunningKukkingu, factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("worker.ledger.PLAN_CHUNK_ENTRIES", 4)
+    settings = settings_for(kukkingu.url)
+    source = demo_source(issues=10, per_issue=2)
+    parts = 0
+
+    def crash(at: str) -> None:
+        nonlocal parts
+        if at == "sync.part":
+            parts += 1
+            if parts == 2:
+                raise Crash(at)
+
+    with client_for(kukkingu.url) as client:
+        with pytest.raises(Crash):
+            sync(settings, factory, client, source, now=lambda: NOW, checkpoint=crash)
+        after = sync(settings, factory, client, source, now=lambda: NOW)
+        assert after.replanned  # the crashed plan recorded no digest: all of it again
+        assert after.applied.lines_created == 5 + 10  # Acme per issue, Globex per entry
+        assert sync(settings, factory, client, source, now=lambda: NOW).planned_writes == 0
+        assert check_invariants(snapshot(client)) == []
+
+
+def test_a_first_sync_leaves_one_mark_per_issue_not_per_page(
+    kukkingu: RunningKukkingu, factory
+) -> None:
+    """The source's own ingest adds no second mark to an issue marked already (its own sync
+    is the only one that removes them): 4 issues read in pages of 2 entries, 4 marks."""
+    settings = settings_for(kukkingu.url)
+    source = demo_source(issues=4, per_issue=3)
+    source.batch_size = 2
+
+    def crash(at: str) -> None:
+        if at == "sync.statuses":
+            raise Crash(at)
+
+    with client_for(kukkingu.url) as client:
+        with pytest.raises(Crash):
+            sync(settings, factory, client, source, now=lambda: NOW, checkpoint=crash)
+        assert marks(factory) == 4
+        sync(settings, factory, client, source, now=lambda: NOW)
+        assert marks(factory) == 0
+        assert check_invariants(snapshot(client)) == []

@@ -102,7 +102,7 @@ def test_an_update_refused_by_a_finalize_is_billed_as_late_work(
             ]
         # nothing left to write: the next sync agrees with Kukkingu
         again = sync(settings, factory, client, source, now=lambda: NOW)
-        assert again.plan.writes == 0
+        assert again.planned_writes == 0
         assert snapshot(client) == shot
 
 
@@ -130,7 +130,7 @@ def test_lines_refused_by_a_finalize_are_placed_again(
         (empty,) = [i for i in client.list_invoices() if i.status == "FINALIZED"]
         assert client.list_billables(empty.id) == []
         again = sync(settings, factory, client, source, now=lambda: NOW)
-        assert again.plan.writes == 0
+        assert again.planned_writes == 0
 
 
 @pytest.mark.parametrize("named", [True, False], ids=["named", "bisected"])

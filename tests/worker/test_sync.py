@@ -44,7 +44,7 @@ def test_first_sync_then_a_rerun_writes_nothing(kukkingu: RunningKukkingu, facto
         kukkingu.app.requests.reset()
         second = sync(settings, factory, client, source, now=lambda: NOW)
         assert writes(kukkingu.requests()) == {}
-        assert second.plan.writes == 0
+        assert second.planned_writes == 0
         assert snapshot(client) == shot
 
 

@@ -398,7 +398,8 @@ class DirtyIssue(Base):
     closed or on a write Kukkingu refused. Marked in the transaction of that change; the
     planner plans these issues only, and removes the marks it planned in the transaction
     that records the plan, so a crash in between loses no mark. Not unique: a mark is a
-    row, and a plan removes the rows up to the last one it read."""
+    row, and a plan removes exactly the rows it read (the source's own ingest skips issues
+    marked already; see :func:`worker.ledger.mark_dirty`)."""
 
     __tablename__ = "dirty_issues"
     __table_args__ = (Index(None, "source_id", "id"),)
