@@ -35,6 +35,13 @@ from sandbox.server import ServerThread
 class SandboxStartError(RuntimeError):
     """A sandbox service could not listen (most often: its port is taken)."""
 
+    def __init__(self, service: str, host: str, port: int, reason: str) -> None:
+        self.service, self.host, self.port, self.reason = service, host, port, reason
+        super().__init__(
+            f"the {service} sandbox cannot listen on {host}:{port} ({reason}); "
+            f"is another sandbox running? Stop it or pass --{service}-port"
+        )
+
 
 @dataclass
 class RunningSandbox:
@@ -77,10 +84,7 @@ def _serve(
     try:
         server = ServerThread(app, host=host, port=port, date_header=date_header)
     except OSError as exc:
-        raise SandboxStartError(
-            f"the {name} sandbox cannot listen on {host}:{port} ({exc.strerror}); "
-            f"is another sandbox running? Stop it or pass --{name}-port"
-        ) from None
+        raise SandboxStartError(name, host, port, exc.strerror or str(exc)) from None
     return stack.enter_context(server)
 
 

@@ -518,15 +518,20 @@ def demo_command(state: _State, wait: bool) -> None:
     settings = state.settings()
     kukkingu_port = _demo_port(settings.file.kukkingu.base_url, "kukkingu.base_url")
     ports = {"jira": JIRA_PORT, "github": GITHUB_PORT}
+    where = {"kukkingu": "kukkingu.base_url"}
     for source in settings.file.sources:
         ports[source.kind] = _demo_port(source.url, f"source {source.name}'s url")
+        where[source.kind] = f"the url of source {source.name}"
     try:
         with start_sandbox(
             kukkingu_port=kukkingu_port, jira_port=ports["jira"], github_port=ports["github"]
         ) as running:
             _print_sandbox(running.info(), None)
+            earlier = _fresh_demo_store(settings.state_url)
             upgrade(settings.state_url)
             click.echo(f"State store       {_safe_url(settings.state_url)} (migrated)")
+            if earlier is not None:
+                click.echo(f"                  (the earlier demo's is kept as {earlier})")
             click.echo("Sync:")
             failed = _run_syncs(settings, [s.name for s in settings.file.sources], dry_run=False)
             with kukkingu_client(settings) as client:
@@ -546,7 +551,52 @@ def demo_command(state: _State, wait: bool) -> None:
             if wait:
                 _demo_dashboard(settings)
     except SandboxStartError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(
+            f"the {exc.service} sandbox cannot listen on {exc.host}:{exc.port} ({exc.reason}); "
+            f"is another sandbox or demo running? Stop it, or give the demo another port in "
+            f"{where.get(exc.service, 'the config')} ({settings.path})"
+        ) from None
+
+
+def _fresh_demo_store(url: str) -> Path | None:
+    """The demo's sandboxes start empty every time, so its ledger must too: a ledger of an
+    earlier demo names invoices the new sandbox never had. A SQLite file is moved aside
+    (returned); another database must be empty."""
+    from sqlalchemy import func, select
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from worker.store import Source, make_engine
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return None
+        path = Path(parsed.database)
+        if not path.exists():
+            return None
+        kept = path.with_name(path.name + ".previous")
+        for suffix in ("", "-wal", "-shm"):  # the journal goes with its database
+            journal = path.with_name(path.name + suffix)
+            if journal.exists():
+                journal.replace(kept.with_name(kept.name + suffix))
+            else:
+                kept.with_name(kept.name + suffix).unlink(missing_ok=True)
+        return kept
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            synced = connection.scalar(select(func.count()).select_from(Source))
+    except SQLAlchemyError:
+        return None  # no ledger yet (the tables are made next)
+    finally:
+        engine.dispose()
+    if synced:
+        raise click.ClickException(
+            f"the demo's sandboxes start empty, but the state store {_safe_url(url)} holds "
+            "an earlier ledger; point [state] url at a new database for the demo"
+        )
+    return None
 
 
 def _demo_dashboard(settings: Settings) -> None:

@@ -165,8 +165,10 @@ def refresh_statuses(
         if invoice is None:
             # Never re-bill on a guess: a missing invoice may mean a wrong tenant-id.
             raise FatalError(
-                f"invoice {draft.invoice_number} ({draft.kukkingu_id}) is missing from Kukkingu "
-                f"tenant; check kukkingu.tenant_id"
+                f"invoice {draft.invoice_number} ({draft.kukkingu_id}) of the state store is "
+                "missing from the Kukkingu tenant: the state store belongs to another tenant "
+                "or Kukkingu (a sandbox that started afresh?), or the invoice was deleted; "
+                "check kukkingu.tenant_id and kukkingu.base_url against [state] url"
             )
         status = DraftStatus(invoice.status)
         if status != draft.status:

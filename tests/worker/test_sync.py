@@ -23,6 +23,7 @@ from tests.support.billing import (
 from tests.support.kukkingu import RunningKukkingu
 from tests.support.memory import InMemorySource
 from worker.core.model import Issue
+from worker.errors import FatalError
 from worker.store import Drift, DriftKind, Error, ErrorKind, Run, RunStatus, Source, transaction
 from worker.sync import sync
 
@@ -46,6 +47,25 @@ def test_first_sync_then_a_rerun_writes_nothing(kukkingu: RunningKukkingu, facto
         assert writes(kukkingu.requests()) == {}
         assert second.planned_writes == 0
         assert snapshot(client) == shot
+
+
+def test_a_ledger_of_another_kukkingu_stops_the_sync_and_says_why(
+    kukkingu: RunningKukkingu, factory
+) -> None:
+    """A state store whose invoices Kukkingu does not have (a sandbox started afresh, another
+    tenant) bills nothing on a guess, and the message points at the config to check."""
+    settings = settings_for(kukkingu.url)
+    source = demo_source()
+    with client_for(kukkingu.url) as client:
+        sync(settings, factory, client, source, now=lambda: NOW)
+        kukkingu.reset()
+        with pytest.raises(FatalError) as failure:
+            sync(settings, factory, client, source, now=lambda: NOW)
+        assert writes(kukkingu.requests()) == {}
+    message = str(failure.value)
+    assert "is missing from the Kukkingu tenant" in message
+    assert "a sandbox that started afresh?" in message
+    assert "[state] url" in message
 
 
 def test_a_big_first_sync_costs_the_lower_bound_in_writes(
