@@ -543,7 +543,7 @@ def demo_command(state: _State, wait: bool) -> None:
                         f"  {invoice.invoice_number:<42} {invoice.status:<9} "
                         f"{len(lines):>3} lines {amount:>16}"
                     )
-            click.echo(f"Next: `billsync -c {settings.path} sync --dry-run` shows what a sync")
+            click.echo(f"Next: `{_me()} -c {settings.path} sync --dry-run` shows what a sync")
             click.echo("      would do; change worklogs or comments through the sandboxes' admin")
             click.echo("      paths (docs/sandbox-jira.md, docs/sandbox-github.md), sync again.")
             if failed:
@@ -556,6 +556,21 @@ def demo_command(state: _State, wait: bool) -> None:
             f"is another sandbox or demo running? Stop it, or give the demo another port in "
             f"{where.get(exc.service, 'the config')} ({settings.path})"
         ) from None
+
+
+def _me() -> str:
+    """How to run this billsync from here: ``billsync`` when it is the one on the PATH (an
+    activated venv), else its path (``.venv/bin/billsync`` after ``make``)."""
+    import shutil
+
+    me = Path(sys.argv[0]).absolute()
+    found = shutil.which("billsync")
+    if found is not None and Path(found).absolute() == me:
+        return "billsync"
+    try:
+        return str(me.relative_to(Path.cwd()))
+    except ValueError:
+        return str(me)
 
 
 def _fresh_demo_store(url: str) -> Path | None:

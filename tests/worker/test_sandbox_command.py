@@ -103,6 +103,7 @@ def test_demo_sets_up_and_reaches_the_sandbox(tmp_path: Path) -> None:
     config = config.replace('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"')
     (tmp_path / "billsync.toml").write_text(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
+    env["PATH"] = "/usr/bin:/bin"  # a new shell: the venv is not activated
     for attempt in (1, 2):  # every run works: the sandboxes and the ledger start afresh
         result = subprocess.run(
             [BILLSYNC, "-c", "billsync.toml", "demo", "--no-wait"],
@@ -119,6 +120,8 @@ def test_demo_sets_up_and_reaches_the_sandbox(tmp_path: Path) -> None:
         assert "github-demo: " in result.stdout
         assert "ctr_demoacmeretainer00000001-2026-11-1" in result.stdout
         assert (tmp_path / "billsync-demo.db").exists()
+        # the next command as it runs from here, in a shell whose PATH lacks the venv
+        assert f"Next: `{BILLSYNC} -c billsync.toml sync --dry-run`" in result.stdout
         kept = "(the earlier demo's is kept as billsync-demo.db.previous)"
         assert (kept in result.stdout) == (attempt == 2)
 
