@@ -3,7 +3,8 @@
 :func:`planning_scope` says which of a source's issues to plan: the ones marked dirty
 (:func:`mark_dirty`, in the transaction of each change) and what they reach, or all of them.
 :func:`load_view` reads what the planner needs for them (the open drafts' fill, their lines
-and the entries they count); :func:`load_work` reads their active entries and the issues;
+and the entries they count, and the other lines' references the plan asks about:
+:func:`taken_references`); :func:`load_work` reads their active entries and the issues;
 :func:`record_plan` writes a plan's drafts, lines, drift and problems in the caller's
 transaction, and :func:`consume` removes the marks it planned in the same one. Kukkingu is
 not touched here: the applier carries the recorded ledger out.
@@ -251,35 +252,28 @@ def open_drift(session: Session) -> dict[int, int]:
     return {int(source_id): int(n) for source_id, n in rows}
 
 
-def load_view(session: Session, source: Source, scope: Scope = Scope(None)) -> LedgerView:
-    """Every draft (the open ones with their fill and references, from every source's
-    lines), and the lines of ``source`` in ``scope`` with the entries they count."""
+References = dict[int, frozenset[tuple[str, str]]]  # draft id -> (type, id) of lines on it
+
+
+def load_view(
+    session: Session, source: Source, scope: Scope = Scope(None), taken: References | None = None
+) -> LedgerView:
+    """Every draft (the open ones with their fill, from every source's lines, as SQL
+    aggregates), and the lines of ``source`` in ``scope`` with the entries they count.
+
+    A draft's references are those of the scope's own lines on it, plus ``taken``: the
+    references of other lines that the plan asked for (see :func:`taken_references`). The
+    references of every line on every open draft are never read at once."""
     drafts = session.scalars(select(Draft).order_by(Draft.id)).all()
-    refs: dict[int, set[tuple[str, str]]] = defaultdict(set)
-    count: dict[int, int] = defaultdict(int)
-    next_position: dict[int, int] = defaultdict(int)
-    # Lines go only onto open drafts: the closed ones' fill and references are never asked.
-    placed = session.execute(
-        select(Line.draft_id, Line.reference_type, Line.reference_id, Line.position)
-        .join(Draft, Draft.id == Line.draft_id)
-        .where(Draft.status == DraftStatus.DRAFT)
-    )
-    for draft_id, reference_type, reference_id, position in placed:
-        refs[draft_id].add((reference_type, reference_id))
-        count[draft_id] += 1
-        next_position[draft_id] = max(next_position[draft_id], position + 1)
-    ledger_drafts = tuple(
-        LedgerDraft(
-            id=d.id,
-            key=draft_key(d),
-            status=d.status.value,
-            invoice_number=d.invoice_number,
-            line_count=count[d.id],
-            next_position=next_position[d.id],
-            references=frozenset(refs[d.id]),
+    fill = {
+        draft_id: (int(count), int(last) + 1)
+        for draft_id, count, last in session.execute(
+            select(Line.draft_id, func.count(), func.max(Line.position))
+            .join(Draft, Draft.id == Line.draft_id)
+            .where(Draft.status == DraftStatus.DRAFT)  # lines go onto open drafts only
+            .group_by(Line.draft_id)
         )
-        for d in drafts
-    )
+    }
     rows = [
         row
         for where in _issue_filters(Line.issue_id, scope)
@@ -319,7 +313,59 @@ def load_view(session: Session, source: Source, scope: Scope = Scope(None)) -> L
         )
         for row in rows
     )
+    refs: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    for line in lines:
+        if line.draft_id in fill:  # on an open draft (the others take no line)
+            refs[line.draft_id].add((line.reference_type, line.reference_id))
+    for draft_id, known in (taken or {}).items():
+        refs[draft_id] |= known
+    ledger_drafts = tuple(
+        LedgerDraft(
+            id=d.id,
+            key=draft_key(d),
+            status=d.status.value,
+            invoice_number=d.invoice_number,
+            line_count=fill.get(d.id, (0, 0))[0],
+            next_position=fill.get(d.id, (0, 0))[1],
+            references=frozenset(refs.get(d.id, ())),
+        )
+        for d in drafts
+    )
     return LedgerView(drafts=ledger_drafts, lines=lines)
+
+
+def taken_references(session: Session, view: LedgerView, plan: Plan) -> References:
+    """The references ``plan`` gives its lines that other lines already hold on the same
+    open draft, and that ``view`` did not show the planner: empty when the plan stands.
+
+    The planner only asks whether a reference it wants is taken on a draft, so a plan made
+    with these added (and again, until nothing new is found) is the plan it would make
+    knowing every reference of every open draft."""
+    draft_ids = {d.key: d.id for d in view.drafts}
+    line_drafts = {line.id: line.draft_id for line in view.lines}
+    wanted: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    for create in plan.creates:
+        if (draft_id := draft_ids.get(create.draft)) is not None:  # a new draft holds nothing
+            wanted[draft_id].add((create.content.reference_type, create.content.reference_id))
+    for change in plan.updates:
+        draft_id = line_drafts[change.line_id]
+        wanted[draft_id].add((change.content.reference_type, change.content.reference_id))
+    shown = {d.id: d.references for d in view.drafts}
+    found: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    for draft_id, refs in wanted.items():
+        unknown = sorted(refs - shown.get(draft_id, frozenset()))
+        for chunk in _chunks(unknown):
+            found[draft_id].update(
+                (reference_type, reference_id)
+                for reference_type, reference_id in session.execute(
+                    select(Line.reference_type, Line.reference_id).where(
+                        Line.draft_id == draft_id,  # the (draft, type, reference) unique index
+                        Line.reference_id.in_([reference_id for _, reference_id in chunk]),
+                    )
+                )
+                if (reference_type, reference_id) in refs
+            )
+    return {draft_id: frozenset(refs) for draft_id, refs in found.items() if refs}
 
 
 def _issue_filters(column: Any, scope: Scope) -> Iterable[tuple[Any, ...]]:

@@ -50,6 +50,7 @@ from worker.ledger import (
     planning_scope,
     record_plan,
     record_problems,
+    taken_references,
 )
 from worker.ports import EntrySource
 from worker.progress import ProgressFn, no_progress
@@ -195,17 +196,24 @@ def _plan(
     session: Session, settings: Settings, source: Source, now: datetime, scope: Scope
 ) -> tuple[Plan, LedgerView]:
     entries, issues = load_work(session, source, scope)
-    view = load_view(session, source, scope)
-    result = make_plan(
-        entries=entries,
-        issues=issues,
-        rules=rules_from(settings),
-        zone=settings.timezone,
-        now=now,
-        ledger=view,
-        scope=frozenset({source.name}),
-    )
-    return result, view
+    rules = rules_from(settings)
+    taken: dict[int, frozenset[tuple[str, str]]] = {}
+    while True:  # again while the plan wants references other lines hold (rarely)
+        view = load_view(session, source, scope, taken)
+        result = make_plan(
+            entries=entries,
+            issues=issues,
+            rules=rules,
+            zone=settings.timezone,
+            now=now,
+            ledger=view,
+            scope=frozenset({source.name}),
+        )
+        found = taken_references(session, view, result)
+        if not found:
+            return result, view
+        for draft_id, refs in found.items():
+            taken[draft_id] = taken.get(draft_id, frozenset()) | refs
 
 
 def dry_run(

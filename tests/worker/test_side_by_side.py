@@ -31,37 +31,43 @@ from worker.sync import SyncResult, sync
 DEADLINE = 120.0  # seconds; generous on a loaded machine, far below the ledger wait (300 s)
 
 
-def two_sources() -> Settings:
-    """A Jira and a GitHub source billing the same contract: their lines share drafts."""
+def jira_source(name: str) -> dict[str, str]:
+    return {
+        "name": name,
+        "kind": "jira",
+        "url": "http://127.0.0.1:1",
+        "email_env": "KK",
+        "token_env": "KK",
+    }
+
+
+def two_sources(grouping: str = "entry", second: str = "gh") -> Settings:
+    """A Jira source and a second one (GitHub ``gh``, or another Jira site) billing the same
+    contract: their lines share drafts."""
     common = {
         "contract_id": ACME_CONTRACT_ID,
         "currency": "EUR",
         "hourly_rate_minor": 12000,
-        "grouping": "entry",
+        "grouping": grouping,
     }
+    other: dict[str, object] = {"source": second, "projects": ["ACME"], **common}
+    other_source: dict[str, str] = jira_source(second)
+    if second == "gh":
+        other = {"source": "gh", "repos": ["acme/web"], **common}
+        other_source = {"name": "gh", "kind": "github", "token_env": "KK"}
     data = {
         "kukkingu": {"base_url": "http://unused", "tenant_id": DEMO_TENANT_ID, "token_env": "KK"},
-        "sources": [
-            {
-                "name": "jira",
-                "kind": "jira",
-                "url": "http://127.0.0.1:1",
-                "email_env": "KK",
-                "token_env": "KK",
-            },
-            {"name": "gh", "kind": "github", "token_env": "KK"},
-        ],
-        "rules": [
-            {"source": "jira", "projects": ["ACME"], **common},
-            {"source": "gh", "repos": ["acme/web"], **common},
-        ],
+        "sources": [jira_source("jira"), other_source],
+        "rules": [{"source": "jira", "projects": ["ACME"], **common}, other],
     }
     return parse_config(data, environ={"KK": DEMO_TOKEN})
 
 
-def source_with(name: str, kind: SourceKind, project: str, entries: int) -> InMemorySource:
+def source_with(
+    name: str, kind: SourceKind, project: str, entries: int, key: str = ""
+) -> InMemorySource:
     source = InMemorySource(name, kind)
-    source.put_issue(Issue(name, "1", f"{project}#1", project, "Work"))
+    source.put_issue(Issue(name, "1", key or f"{project}#1", project, "Work"))
     start = datetime(2026, 11, 2, 8, tzinfo=UTC)
     source.put_entries(
         TimeEntry(f"{name}:entry:{n}", name, "1", "bob", start + timedelta(hours=n), 1800)
@@ -95,6 +101,8 @@ def run_sync(
     redis: Redis,
     source: InMemorySource,
     checkpoint: Callable[[str], None] = lambda step: None,
+    *,
+    replan: bool = False,
 ) -> SyncResult:
     """A sync as a worker runs it: under its source's lock, the ledger lock when it
     allocates, fenced by both."""
@@ -112,6 +120,7 @@ def run_sync(
                 checkpoint=checkpoint,
                 fence=locks.fence,
                 ledger_lock=locks.ledger,
+                replan=replan,
             )
     finally:
         lock.release()
@@ -195,3 +204,24 @@ def test_a_source_crashed_mid_write_is_reconciled_by_its_own_next_sync(
     assert (gh.applied.lines_created, gh.applied.lines_adopted) == (5, 0)
     assert (again.applied.lines_created, again.applied.lines_adopted) == (0, 30)
     assert_billed_once(factory, kukkingu)
+
+
+def test_two_jira_sites_with_one_issue_key_get_two_references_on_a_shared_draft(
+    kukkingu: RunningKukkingu, redis: Redis, factory: sessionmaker[Session]
+) -> None:
+    """Both sites have an ACME-1; one invoice must not hold the reference twice. The second
+    sync learns that ACME-1 is taken from the store (the planner is not shown every
+    reference of every open draft) and plans again with ``ACME-1~<source>``."""
+    settings = two_sources(grouping="issue", second="jira2")
+    first = source_with("jira", SourceKind.JIRA, "ACME", entries=3, key="ACME-1")
+    second = source_with("jira2", SourceKind.JIRA, "ACME", entries=2, key="ACME-1")
+    run_sync(settings, factory, kukkingu, redis, first)
+    run_sync(settings, factory, kukkingu, redis, second)
+    with client_for(kukkingu.url) as client:
+        shot = snapshot(client)
+    assert check_invariants(shot) == []
+    (number,) = shot.billables
+    assert sorted(b["referenceId"] for b in shot.billables[number]) == ["ACME-1", "ACME-1~jira2"]
+    again = run_sync(settings, factory, kukkingu, redis, second, replan=True)
+    assert again.replanned
+    assert again.planned_writes == 0
