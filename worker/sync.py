@@ -306,18 +306,8 @@ def sync(
             concurrency=settings.file.kukkingu.concurrency,
         )
         result.applied = applier.counts
-        _rounds(
-            settings,
-            factory,
-            client,
-            applier,
-            source_id,
-            result,
-            now,
-            checkpoint,
-            replan,
-            ledger_lock,
-        )
+        this = _ThisSync(settings, factory, client, applier, source_id, result, now, checkpoint)
+        _rounds(this, replan, ledger_lock)
     except (Exception, KeyboardInterrupt) as exc:
         # A real crash records nothing; so nothing is recorded for other BaseExceptions
         # (the fault tests' simulated crash is one): the run stays "running".
@@ -373,17 +363,22 @@ def interrupt_runs(factory: sessionmaker[Session], source: str, task_id: str, re
         return len(runs)
 
 
+@dataclass
+class _ThisSync:
+    """What the steps of one sync share."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    client: KukkinguClient
+    applier: Applier
+    source_id: int
+    result: SyncResult
+    now: Callable[[], datetime]
+    checkpoint: Checkpoint
+
+
 def _rounds(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    client: KukkinguClient,
-    applier: Applier,
-    source_id: int,
-    result: SyncResult,
-    now: Callable[[], datetime],
-    checkpoint: Checkpoint,
-    replan: bool,
-    ledger_lock: Callable[[], AbstractContextManager[object]],
+    this: _ThisSync, replan: bool, ledger_lock: Callable[[], AbstractContextManager[object]]
 ) -> None:
     """Allocate, then write the source's lines; again if an invoice closed meanwhile.
 
@@ -392,47 +387,24 @@ def _rounds(
     seats, creating the new drafts, and at the end setting the drafts' amounts. The lines
     are the source's own: they are written with only the source's lock held, while other
     sources' syncs plan and write theirs."""
-    digest = plan_digest(settings)
+    digest = plan_digest(this.settings)
     for _ in range(MAX_ROUNDS):
         with ledger_lock():
-            _allocate(
-                settings,
-                factory,
-                client,
-                applier,
-                source_id,
-                result,
-                now,
-                checkpoint,
-                digest=digest,
-                replan=replan,
-            )
+            _allocate(this, digest=digest, replan=replan)
             replan = False  # once: a later round plans what the first one left dirty
-            checkpoint("sync.recorded")
-            applier.create_drafts()
+            this.checkpoint("sync.recorded")
+            this.applier.create_drafts()
         try:
-            applier.write_lines()
+            this.applier.write_lines()
             with ledger_lock():
-                applier.update_drafts()
+                this.applier.update_drafts()
             return
         except DraftClosed as exc:
             log.info("an invoice closed during the sync (%s); planning again", exc)
     raise FatalError(f"invoices kept closing during the sync ({MAX_ROUNDS} rounds)")
 
 
-def _allocate(
-    settings: Settings,
-    factory: sessionmaker[Session],
-    client: KukkinguClient,
-    applier: Applier,
-    source_id: int,
-    result: SyncResult,
-    now: Callable[[], datetime],
-    checkpoint: Checkpoint,
-    *,
-    digest: str,
-    replan: bool,
-) -> None:
+def _allocate(this: _ThisSync, *, digest: str, replan: bool) -> None:
     """Notice statuses, reconcile, plan and record (under the ledger lock).
 
     A plan covers the issues marked dirty since the last one (and removes those marks in
@@ -440,48 +412,46 @@ def _allocate(
     of every issue is made and recorded in parts (see :mod:`worker.ledger`); the last part's
     transaction removes the marks and records the digest, so a crash between parts leaves a
     full plan to the next sync."""
-    with transaction(factory) as session:
-        changed = refresh_statuses(session, client, applier.invoices)
+    with transaction(this.factory) as session:
+        changed = refresh_statuses(session, this.client, this.applier.invoices)
     for change in changed:
         log.info("noticed invoice %s", change)
-    checkpoint("sync.statuses")
+    this.checkpoint("sync.statuses")
     # Reconcile lost answers before planning: a line stored by a create whose answer
     # was lost must count as billed, even if its invoice was finalized since.
-    applier.recover()
+    this.applier.recover()
     # a write the closing of an invoice refused is not billed: back to what Kukkingu holds
-    applier.settle_closed()
-    with transaction(factory) as session:
-        scope = _scope(session, session.get_one(Source, source_id), digest, replan=replan)
-        parts: list[frozenset[str] | None] = [None]  # the scope at once
-        if (
-            scope.full
-            and len(chunks := issue_chunks(session, session.get_one(Source, source_id))) > 1
-        ):
-            parts = list(chunks)
-    for index, part in enumerate(parts):
+    this.applier.settle_closed()
+    with transaction(this.factory) as session:
+        source = session.get_one(Source, this.source_id)
+        scope = _scope(session, source, digest, replan=replan)
+        chunks = issue_chunks(session, source) if scope.full else []
+    parts: list[frozenset[str] | None] = list(chunks) if len(chunks) > 1 else [None]
+    result = this.result
+    for index, part in enumerate(parts):  # None: the scope in one piece
         last = index == len(parts) - 1
-        with transaction(factory) as session:
-            source = session.get_one(Source, source_id)
+        with transaction(this.factory) as session:
+            source = session.get_one(Source, this.source_id)
             planned_scope = scope if part is None else chunk_scope(session, source, part)
-            planned, view = _plan(session, settings, source, now(), planned_scope)
+            planned, view = _plan(session, this.settings, source, this.now(), planned_scope)
             record_plan(session, source, planned, planned_scope)
             record_problems(
                 session,
                 source,
                 planned.problems,
                 run_id=result.run_id,
-                now=now(),
+                now=this.now(),
                 kinds=(ErrorKind.UNMAPPED,),
                 scope=planned_scope,
             )
             if last:  # the plan is whole: its marks are done, and it was made by these rules
                 consume(session, scope)
                 source.plan_hash = digest
-                _record_totals(session, source, result, now())
+                _record_totals(session, source, result, this.now())
         result.plan, result.view = planned, view
         result.planned_writes += planned.writes
         if not last:
-            checkpoint("sync.part")
+            this.checkpoint("sync.part")
     result.scopes.append(scope)
 
 

@@ -95,25 +95,31 @@ def test_sandbox_on_a_taken_port_says_so(tmp_path: Path) -> None:
     assert "--kukkingu-port" in result.stderr
 
 
-def test_demo_sets_up_and_reaches_the_sandbox(tmp_path: Path) -> None:
+def run_demo(tmp_path: Path, kukkingu_port: int = 0) -> subprocess.CompletedProcess[str]:
+    """`billsync demo --no-wait` in ``tmp_path`` with examples/sandbox.toml on free ports
+    (Kukkingu's ``kukkingu_port`` if given), from a shell without the venv on its PATH."""
     config = (ROOT / "examples" / "sandbox.toml").read_text()
-    config = config.replace("127.0.0.1:8730", f"127.0.0.1:{free_port()}")
+    config = config.replace("127.0.0.1:8730", f"127.0.0.1:{kukkingu_port or free_port()}")
     config = config.replace("127.0.0.1:8731", f"127.0.0.1:{free_port()}")
     config = config.replace("127.0.0.1:8732", f"127.0.0.1:{free_port()}")
     config = config.replace('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"')
     (tmp_path / "billsync.toml").write_text(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
     env["PATH"] = "/usr/bin:/bin"  # a new shell: the venv is not activated
+    return subprocess.run(
+        [BILLSYNC, "-c", "billsync.toml", "demo", "--no-wait"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_demo_sets_up_and_reaches_the_sandbox(tmp_path: Path) -> None:
     for attempt in (1, 2):  # every run works: the sandboxes and the ledger start afresh
-        result = subprocess.run(
-            [BILLSYNC, "-c", "billsync.toml", "demo", "--no-wait"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_demo(tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "State store       sqlite:///billsync-demo.db (migrated)" in result.stdout
         assert "jira-demo: 250 entries read;" in result.stdout
@@ -131,24 +137,7 @@ def test_a_demo_whose_port_is_taken_says_where_to_change_it(tmp_path: Path) -> N
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = (ROOT / "examples" / "sandbox.toml").read_text()
-        config = config.replace("127.0.0.1:8730", f"127.0.0.1:{port}")
-        config = config.replace("127.0.0.1:8731", f"127.0.0.1:{free_port()}")
-        config = config.replace("127.0.0.1:8732", f"127.0.0.1:{free_port()}")
-        config = config.replace(
-            'env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"'
-        )
-        (tmp_path / "billsync.toml").write_text(config)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
-        result = subprocess.run(
-            [BILLSYNC, "-c", "billsync.toml", "demo", "--no-wait"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_demo(tmp_path, kukkingu_port=port)
     assert result.returncode == 1
     assert f"the kukkingu sandbox cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "another port in kukkingu.base_url (billsync.toml)" in result.stderr
