@@ -87,6 +87,7 @@ class PhaseResult:
     seconds: float
     exit_code: int
     peak_rss_mb: float
+    cpu_seconds: float  # user + system time of the sync's process
     entries: int
     entries_per_second: float
     requests: dict[str, dict[str, int]]
@@ -350,8 +351,8 @@ def _jira_bound(workload: Workload) -> int:
 
 def _run_child(
     config: Path, env: dict[str, str], source: str, log: Path, profile: Path | None
-) -> tuple[float, int, float]:
-    """``billsync sync --source``: (seconds, exit code, peak RSS in MB)."""
+) -> tuple[float, int, float, float]:
+    """``billsync sync --source``: (seconds, exit code, peak RSS in MB, CPU seconds)."""
     command = [sys.executable]
     if profile is not None:
         command += ["-m", "cProfile", "-o", str(profile)]
@@ -362,7 +363,7 @@ def _run_child(
         _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, child.returncode, usage.ru_maxrss / 1024
+    return seconds, child.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def run_bench(
@@ -423,7 +424,7 @@ def run_bench(
                     app.requests.reset()
                 before, drafts_before = _ledger(factory)
                 prof = workdir / f"{phase}-{kind}.prof" if profile else None
-                seconds, code, rss = _run_child(config, env, name, workdir / "sync.log", prof)
+                seconds, code, rss, cpu = _run_child(config, env, name, workdir / "sync.log", prof)
                 after, drafts_after = _ledger(factory)
                 counts = _last_run(factory, name)
                 requests = {service: app.requests.snapshot() for service, app in apps.items()}
@@ -441,6 +442,7 @@ def run_bench(
                     seconds=round(seconds, 2),
                     exit_code=code,
                     peak_rss_mb=round(rss, 1),
+                    cpu_seconds=round(cpu, 2),
                     entries=entries,
                     entries_per_second=round(entries / seconds, 1) if seconds else 0.0,
                     requests={s: r for s, r in requests.items() if r},
@@ -466,7 +468,8 @@ def _phase_line(p: PhaseResult) -> str:
     totals = ", ".join(f"{s} {p.total(s)}" for s in sorted(p.requests))
     status = "" if p.exit_code == 0 else f" EXIT {p.exit_code}"
     return (
-        f"{p.phase:>10} {p.source:<12} {p.seconds:8.1f} s  {p.peak_rss_mb:7.0f} MB  "
+        f"{p.phase:>10} {p.source:<12} {p.seconds:8.1f} s  {p.cpu_seconds:8.1f} s CPU  "
+        f"{p.peak_rss_mb:7.0f} MB  "
         f"{p.entries:>8,} entries  requests: {totals}{status}"
     )
 
@@ -483,15 +486,17 @@ def table(result: BenchResult) -> Iterator[str]:
     )
     yield ""
     yield (
-        "| phase | source | wall s | peak RSS MB | entries | entries/s | Kukkingu req "
-        "(bound, ratio) | source req (bound, ratio) |"
+        "| phase | source | wall s | CPU s | CPU ms / entry | peak RSS MB | entries | entries/s "
+        "| Kukkingu req (bound, ratio) | source req (bound, ratio) |"
     )
-    yield "|---|---|---:|---:|---:|---:|---|---|"
+    yield "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
     for p in result.phases:
         service = "jira" if p.source.startswith("jira") else "github"
+        per_entry = f"{p.cpu_seconds * 1000 / p.entries:.3f}" if p.entries else "n/a"
         yield (
-            f"| {p.phase} | {p.source} | {p.seconds:.1f} | {p.peak_rss_mb:.0f} | {p.entries:,} "
-            f"| {p.entries_per_second:,.0f} | {_cell(p, 'kukkingu')} | {_cell(p, service)} |"
+            f"| {p.phase} | {p.source} | {p.seconds:.1f} | {p.cpu_seconds:.1f} | {per_entry} "
+            f"| {p.peak_rss_mb:.0f} | {p.entries:,} | {p.entries_per_second:,.0f} "
+            f"| {_cell(p, 'kukkingu')} | {_cell(p, service)} |"
         )
 
 

@@ -37,6 +37,7 @@ def test_bench_reports_every_phase_within_the_request_targets(tmp_path: Path) ->
     for p in phases.values():
         assert p["exit_code"] == 0
         assert p["peak_rss_mb"] > 0
+        assert p["cpu_seconds"] > 0
     full = phases[("full", "jira-bench")]
     assert full["entries"] >= 400
     # Kukkingu: the drafts and one create per 100 lines a draft, within 10 %

@@ -20,6 +20,7 @@ def result(size: str, rss: float, seconds: float) -> BenchResult:
             seconds=seconds * (i + 1),
             exit_code=0,
             peak_rss_mb=rss + i,
+            cpu_seconds=seconds / 2,
             entries=10,
             entries_per_second=1.0,
             requests={},
