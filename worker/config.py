@@ -223,6 +223,8 @@ class RuleConfig(_Strict):
 class DashboardConfig(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 8780
+    # Host header names it answers (DNS rebinding); empty: see worker.dashboard.allowed_hosts
+    allowed_hosts: list[Annotated[str, Field(min_length=1)]] = []
     token_env: EnvName | None = None
     username: str | None = None
     password_env: EnvName | None = None
@@ -497,6 +499,9 @@ def _with_resolved_ca_bundles(config: FileConfig, base_dir: Path | None) -> File
     return config.model_copy(update={"kukkingu": kukkingu, "sources": sources})
 
 
+MIN_DASHBOARD_PASSWORD = 12  # characters of a basic-auth password
+
+
 def _secret_names(config: FileConfig) -> list[tuple[str, str]]:
     """Every (key path, environment variable) pair the config refers to."""
     names = [("kukkingu.token_env", config.kukkingu.token_env)]
@@ -526,6 +531,14 @@ def _resolve_secrets(
         elif value.strip().lower() in PLACEHOLDER_SECRETS:
             problems.append(
                 Problem(path, f"environment variable {name} holds an empty or placeholder value")
+            )
+        elif path == "dashboard.password_env" and len(value) < MIN_DASHBOARD_PASSWORD:
+            problems.append(
+                Problem(
+                    path,
+                    f"the password in {name} is shorter than {MIN_DASHBOARD_PASSWORD} characters "
+                    "(the dashboard bills clients: use a long random one, or a token_env)",
+                )
             )
         else:
             secrets[name] = SecretStr(value)

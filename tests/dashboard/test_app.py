@@ -728,3 +728,98 @@ def test_healthz_is_503_when_the_database_does_not_answer(
         assert response.json()["status"] == "unavailable"
     finally:
         engine.dispose()
+
+
+# --- attacks: logins, sessions, headers, hosts, ids, text (issue 14 items 8 and 9) -------------
+
+
+def test_wrong_credentials_are_throttled_and_logged_without_them(
+    serve: Serve, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ten wrong tries from one address within a minute: the eleventh is refused even with
+    the right token, in the form and in a header alike; the log names the address only."""
+    client = serve(store)
+    token = csrf_of(client.get("/login").text)
+    with caplog.at_level("WARNING", logger="billsync.dashboard"):
+        for n in range(10):
+            wrong = {"csrf_token": token, "token": f"guess-{n}-{DASH_TOKEN}"}
+            assert client.post("/login", data=wrong).status_code == 401
+        right = client.post("/login", data={"csrf_token": token, "token": DASH_TOKEN})
+        assert right.status_code == 429
+        assert "Too many wrong credentials" in right.text
+        header = client.get("/api/overview", headers=BEARER)
+        assert header.status_code == 429
+        assert int(header.headers["Retry-After"]) >= 1
+    failures = [r.getMessage() for r in caplog.records if "wrong credentials" in r.getMessage()]
+    assert len(failures) >= 10
+    assert all("127.0.0.1" in message for message in failures)
+    assert not any(DASH_TOKEN in record.getMessage() for record in caplog.records)
+
+
+def test_logout_revokes_the_session_on_the_server(serve: Serve, store: Store) -> None:
+    client = serve(store)
+    token = login(client)
+    copied = dict(client.cookies)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    thief = httpx.Client(base_url=str(client.base_url), cookies=copied, timeout=10)
+    with thief:
+        assert thief.get("/runs").status_code == 303  # the copy is logged out too
+
+
+def test_the_login_page_shows_nothing_of_the_deployment(serve: Serve, store: Store) -> None:
+    page = serve(store).get("/login").text
+    assert "state.db" not in page
+    assert "redis://" not in page
+    assert "broker" not in page
+
+
+def test_pages_send_security_headers_and_are_not_cached(serve: Serve, store: Store) -> None:
+    client = serve(store)
+    anonymous = client.get("/login")
+    login(client)
+    for response in (anonymous, client.get("/runs"), client.get("/api/runs", headers=BEARER)):
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+    assert client.get("/runs").headers["Cache-Control"] == "no-store"
+    assert client.get("/api/runs", headers=BEARER).headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("insecure", [False, True])
+def test_a_foreign_host_header_is_refused(serve: Serve, store: Store, insecure: bool) -> None:
+    """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1."""
+    if insecure:
+        settings = make_settings(store.url, dashboard={})
+        client = serve(store, settings=settings, insecure_no_auth=True, host="127.0.0.1")
+    else:
+        client = serve(store)
+    assert client.get("/api/runs", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/", headers={"Host": "evil.example:8780"}).status_code == 400
+    assert client.get("/healthz").status_code == 200  # 127.0.0.1 itself
+
+
+def test_an_id_no_store_can_hold_is_404(serve: Serve, store: Store) -> None:
+    client = serve(store)
+    login(client)
+    huge = "99999999999999999999999"
+    for path in (f"/runs/{huge}", f"/drafts/{huge}", "/runs/0", "/drafts/-1"):
+        assert client.get(path).status_code == 404, path
+    for path in (f"/api/runs/{huge}", f"/api/drafts/{huge}"):
+        assert client.get(path, headers=BEARER).status_code == 404, path
+
+
+def test_bidirectional_controls_are_not_shown(serve: Serve, store: Store) -> None:
+    ids = populate(store)
+    writer = make_engine(store.url)
+    try:
+        with transaction(session_factory(writer)) as s:
+            line = s.scalars(select(Line).where(Line.draft_id == ids["open_draft"])).first()
+            assert line is not None
+            line.description = "ACME-1 pay \u202etnuocca\u202c now \u2066x\u2069"
+    finally:
+        writer.dispose()
+    client = serve(store)
+    login(client)
+    page = client.get(f"/drafts/{ids['open_draft']}").text
+    assert "ACME-1 pay tnuocca now x" in page
+    assert not any(chr(c) in page for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])

@@ -441,3 +441,17 @@ def test_production_example_is_valid() -> None:
     settings = parse_config(tomllib.loads(_production()), environ=environ)
     assert settings.state_url == "value-of-billsync_state_url"
     assert len(settings.file.sources) == 2
+
+
+@pytest.mark.parametrize(("password", "refused"), [("short-pw-11", True), ("long-enough1", False)])
+def test_a_dashboard_password_under_12_characters_is_refused(password: str, refused: bool) -> None:
+    data = minimal()
+    data["dashboard"] = {"username": "ops", "password_env": "DASH_PW"}
+    environ = {**ENV, "DASH_PW": password}
+    if not refused:
+        assert parse_config(data, environ=environ).secret("DASH_PW").get_secret_value() == password
+        return
+    found = problems(data, environ)
+    message = "dashboard.password_env: the password in DASH_PW is shorter than 12 characters"
+    assert any(p.startswith(message) for p in found), found
+    assert not any(password in p for p in found)  # the password itself is never shown

@@ -58,9 +58,16 @@ def item_for(entry_key: str, author: str, seconds: int, already_billed: int, rul
     return Item(entry_key, author, seconds - already_billed, rounded_now - rounded_before)
 
 
+# Bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069): in an invoice line
+# they can make the text read otherwise than it is stored ("Trojan Source").
+BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
 def describe(reference: str, summary: str) -> str:
-    """``"<reference> <summary>"`` cut to 255 characters with an ellipsis."""
-    text = f"{reference} {' '.join(summary.split())}".strip()
+    """``"<reference> <summary>"`` without bidirectional controls, whitespace collapsed, cut
+    to 255 characters with an ellipsis."""
+    summary = summary.translate(BIDI_CONTROLS)
+    text = f"{reference.translate(BIDI_CONTROLS)} {' '.join(summary.split())}".strip()
     if len(text) <= DESCRIPTION_LIMIT:
         return text
     return text[: DESCRIPTION_LIMIT - 1].rstrip() + "…"

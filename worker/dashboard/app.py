@@ -12,6 +12,7 @@ Nothing secret is rendered: templates get query results and URLs with the passwo
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +29,19 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from worker.config import Settings
+from worker.core.pricing import BIDI_CONTROLS
 from worker.dashboard import csrf, metrics, queries
-from worker.dashboard.auth import SESSION_COOKIE, Credentials, SessionCodec
+from worker.dashboard.auth import (
+    LOOPBACK,
+    SESSION_COOKIE,
+    Credentials,
+    LoginThrottle,
+    Revoked,
+    SessionCodec,
+)
 from worker.locks import pending_key, running_key
 
 log = logging.getLogger("billsync.dashboard")
@@ -41,6 +51,35 @@ Clock = Callable[[], datetime]
 TEMPLATES = Path(__file__).parent / "templates"
 RUN_STATUSES = ("running", "succeeded", "failed")
 RUN_TRIGGERS = ("schedule", "on_demand", "cli")
+MAX_ID = 2**63 - 1  # the largest id a store can hold: a larger one names nothing (404)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def strip_bidi(value: Any) -> Any:
+    """``value`` without bidirectional control characters, if it is text (what a page shows
+    comes from sources and Kukkingu too, not only from billsync's own descriptions)."""
+    return value.translate(BIDI_CONTROLS) if isinstance(value, str) else value
+
+
+def allowed_hosts(configured: list[str], host: str) -> list[str]:
+    """The ``Host`` names the dashboard answers: the configured ones, else the loopback names
+    when it listens on loopback (DNS rebinding gets a 400), else its own address, or any
+    name when it listens on every interface."""
+    if configured:
+        return configured
+    if host in LOOPBACK:
+        return sorted(LOOPBACK - {"::1"})
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+        return ["*"]
+    return [host]
 
 
 def safe_url(url: str) -> str:
@@ -109,6 +148,9 @@ def create_app(
     now: Clock = clock or (lambda: datetime.now(UTC))
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.filters["ago"] = humanize
+    templates.env.finalize = strip_bidi  # every {{ value }} of every page
+    throttle = LoginThrottle()
+    revoked = Revoked(clock=lambda: now().timestamp())
     app = FastAPI(title="billsync dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     configured = [(s.name, s.kind, s.schedule) for s in settings.file.sources]
     source_names = {name for name, _, _ in configured}
@@ -119,14 +161,28 @@ def create_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         session = codec.loads(request.cookies.get(SESSION_COOKIE), now=now().timestamp())
+        if session.get("sid") in revoked:
+            session = {}  # logged out: a copy of the cookie is worth nothing either
         before = dict(session)
         request.state.session = session
-        header_user = credentials.from_header(request.headers.get("authorization"))
+        header = request.headers.get("authorization")
+        header_user = None
+        if header and not credentials.insecure_no_auth:
+            client = client_of(request)
+            if (wait := throttle.retry_after(client)) is not None:
+                return too_many(wait)
+            header_user = credentials.from_header(header)
+            if header_user is None:
+                throttle.failed(client)
+                log.warning("wrong credentials in an Authorization header from %s", client)
         if credentials.insecure_no_auth:
             request.state.user = "local"
         else:
             request.state.user = header_user or session.get("user")
         response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        if request.state.user and request.url.path != "/healthz":
+            response.headers["Cache-Control"] = "no-store"  # nothing behind the login is kept
         if session != before:
             session["exp"] = now().timestamp() + codec.max_age
             response.set_cookie(
@@ -140,6 +196,23 @@ def create_app(
         return response
 
     # --- helpers ------------------------------------------------------------------------
+
+    def client_of(request: Request) -> str:
+        return request.client.host if request.client is not None else "unknown"
+
+    def too_many(wait: float) -> Response:
+        seconds = max(1, round(wait + 0.5))
+        return JSONResponse(
+            {"detail": f"too many wrong credentials: try again in {seconds} s"},
+            status_code=429,
+            headers={"Retry-After": str(seconds), **SECURITY_HEADERS},
+        )
+
+    def existing(kind: str, value: int) -> int:
+        """``value`` as an id, or 404 when no store could hold it."""
+        if not 1 <= value <= MAX_ID:
+            raise HTTPException(404, f"no {kind} {value}")
+        return value
 
     def session_of(request: Request) -> dict[str, Any]:
         state: dict[str, Any] = request.state.session
@@ -197,7 +270,7 @@ def create_app(
                 "when": when,
                 "link": link,
                 "zone": str(zone),
-                "footer": footer,
+                "footer": footer if request.state.user else None,  # nothing before the login
                 "path": request.url.path,
                 **context,
             },
@@ -274,24 +347,40 @@ def create_app(
         session = session_of(request)
         if not csrf.valid(session, field(csrf.FIELD)):
             raise HTTPException(403, "CSRF token missing or wrong: reload the page and try again")
+        client = client_of(request)
+        if (wait := throttle.retry_after(client)) is not None:
+            log.warning("login from %s refused: too many wrong credentials", client)
+            return render(
+                request,
+                "login.html",
+                429,
+                next=_next(field("next")),
+                error=f"Too many wrong credentials: try again in {max(1, round(wait + 0.5))} s.",
+            )
         user = None
         if field("token") and credentials.check_token(field("token")):
             user = "token"
         elif field("username") and credentials.check_password(field("username"), field("password")):
             user = field("username")
         if user is None:
+            throttle.failed(client)
+            log.warning("wrong credentials in the login form from %s", client)
             return render(
                 request, "login.html", 401, next=_next(field("next")), error="Wrong credentials."
             )
         session.clear()
         session["user"] = user
+        session["sid"] = secrets.token_urlsafe(16)  # what logging out revokes
         session["csrf"] = csrf.new_token()  # a new session, a new token
         return RedirectResponse(_next(field("next")), status_code=303)
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
         await checked_post(request)
-        session_of(request).clear()
+        session = session_of(request)
+        if isinstance(sid := session.get("sid"), str):
+            revoked.revoke(sid, float(session.get("exp", now().timestamp() + codec.max_age)))
+        session.clear()
         return RedirectResponse("/login", status_code=303)
 
     # --- health and metrics ---------------------------------------------------------------
@@ -342,7 +431,7 @@ def create_app(
         if (redirect := page_login(request)) is not None:
             return redirect
         with factory() as session:
-            row = queries.run(session, run_id)
+            row = queries.run(session, existing("run", run_id))
         if row is None:
             raise HTTPException(404, f"no run {run_id}")
         return render(request, "run.html", run=row)
@@ -358,7 +447,7 @@ def create_app(
     async def retry(request: Request, run_id: int) -> Response:
         await checked_post(request)
         with factory() as session:
-            row = queries.run(session, run_id)
+            row = queries.run(session, existing("run", run_id))
         if row is None:
             raise HTTPException(404, f"no run {run_id}")
         if row.status not in ("failed", "interrupted"):
@@ -384,7 +473,7 @@ def create_app(
         if (redirect := page_login(request)) is not None:
             return redirect
         with factory() as session:
-            found = queries.draft(session, draft_id)
+            found = queries.draft(session, existing("draft", draft_id))
         if found is None:
             raise HTTPException(404, f"no draft {draft_id}")
         return render(request, "draft.html", draft=found[0], lines=found[1])
@@ -423,7 +512,7 @@ def create_app(
     def api_run(request: Request, run_id: int) -> Any:
         require_api(request)
         with factory() as session:
-            row = queries.run(session, run_id)
+            row = queries.run(session, existing("run", run_id))
         if row is None:
             raise HTTPException(404, f"no run {run_id}")
         return queries.jsonable(row)
@@ -440,7 +529,7 @@ def create_app(
     def api_draft(request: Request, draft_id: int) -> Any:
         require_api(request)
         with factory() as session:
-            found = queries.draft(session, draft_id)
+            found = queries.draft(session, existing("draft", draft_id))
         if found is None:
             raise HTTPException(404, f"no draft {draft_id}")
         return {"draft": queries.jsonable(found[0]), "lines": queries.jsonable(found[1])}
@@ -457,6 +546,12 @@ def create_app(
         with factory() as session:
             return {"drift": queries.jsonable(queries.drift(session))}
 
+    app.add_middleware(
+        TrustedHostMiddleware,
+        allowed_hosts=allowed_hosts(
+            settings.file.dashboard.allowed_hosts, host or settings.file.dashboard.host
+        ),
+    )
     return app
 
 

@@ -16,7 +16,13 @@ then every request counts as the user ``local`` (CSRF protection stays on).
 The session is a cookie holding JSON signed with HMAC-SHA256 under a key drawn at random
 when the app is created: a restart logs every browser out, and no key is ever configured
 or stored. It carries the CSRF token (:mod:`worker.dashboard.csrf`), the user once logged
-in, an expiry, and one flash message.
+in with a session id, an expiry, and one flash message. Logging out revokes the session id
+on the server (:class:`Revoked`), so a copy of the cookie stops working too.
+
+Wrong credentials are throttled (:class:`LoginThrottle`): per client address and for all
+clients together, in a sliding window. A throttled client is refused (429) even with the
+right credentials until its window has room again; every failure is logged with the
+client's address, never with what it sent.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import hmac
 import json
 import secrets
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,3 +147,64 @@ class SessionCodec:
         if float(data.get("exp", 0)) < (time.time() if now is None else now):
             return {}
         return data
+
+
+class Revoked:
+    """Session ids logged out before their cookie expired (kept until it would have)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._until: dict[str, float] = {}
+        self._clock = clock
+
+    def revoke(self, sid: str, expires: float) -> None:
+        now = self._clock()
+        self._until = {k: v for k, v in self._until.items() if v > now}
+        self._until[sid] = expires
+
+    def __contains__(self, sid: object) -> bool:
+        return isinstance(sid, str) and self._until.get(sid, 0) > self._clock()
+
+
+class LoginThrottle:
+    """At most ``per_client`` wrong credentials from one address, and ``overall`` from all
+    addresses, within ``window`` seconds; past that, logins wait (see the module)."""
+
+    MAX_CLIENTS = 10_000  # addresses remembered; the oldest are forgotten first
+
+    def __init__(
+        self,
+        *,
+        per_client: int = 10,
+        overall: int = 100,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_client, self.overall, self.window = per_client, overall, window
+        self._clock = clock
+        self._clients: OrderedDict[str, deque[float]] = OrderedDict()
+        self._all: deque[float] = deque()
+
+    def _prune(self, times: deque[float], now: float) -> None:
+        while times and times[0] <= now - self.window:
+            times.popleft()
+
+    def retry_after(self, client: str) -> float | None:
+        """Seconds until ``client`` may try again, or None when it may now."""
+        now = self._clock()
+        self._prune(self._all, now)
+        mine = self._clients.get(client, deque())
+        self._prune(mine, now)
+        waits = []
+        if len(mine) >= self.per_client:
+            waits.append(mine[0] + self.window - now)
+        if len(self._all) >= self.overall:
+            waits.append(self._all[0] + self.window - now)
+        return max(waits) if waits else None
+
+    def failed(self, client: str) -> None:
+        now = self._clock()
+        self._all.append(now)
+        self._clients.setdefault(client, deque()).append(now)
+        self._clients.move_to_end(client)
+        while len(self._clients) > self.MAX_CLIENTS:
+            self._clients.popitem(last=False)

@@ -123,6 +123,9 @@ def test_late_delta_is_rounded_as_the_difference_of_rounded_values() -> None:
         ("PROJ-1", "", "PROJ-1"),
         ("PROJ-1", "x" * 300, "PROJ-1 " + "x" * 247 + "…"),
         ("o/r#1", "é" * 254, "o/r#1 " + "é" * 248 + "…"),
+        # bidirectional overrides and isolates would make the line read otherwise
+        ("PROJ-1", "pay \u202etnuocca\u202c now \u2066x\u2069", "PROJ-1 pay tnuocca now x"),
+        ("PROJ-1", "\u202a\u202b\u202d \u2067\u2068", "PROJ-1"),
     ],
 )
 def test_describe(reference: str, summary: str, expected: str) -> None:
