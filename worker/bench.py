@@ -349,21 +349,46 @@ def _jira_bound(workload: Workload) -> int:
     return feeds + max(1, math.ceil(workload.issues / ISSUE_PAGE)) + 1
 
 
+# Runs a module as ``python -m`` would, and at exit writes the process's own peak RSS
+# (VmHWM, kB) to a file. The child's ru_maxrss cannot be used: Linux carries the high-water
+# mark of the memory a process had before exec into it, and a child of the bench process
+# starts as a copy of it (sandboxes and all): measured that way, every sync "peaked" at the
+# bench process's size.
+PEAK_PROBE = """
+import atexit, runpy, sys
+out, module = sys.argv[1], sys.argv[2]
+def peak():
+    with open("/proc/self/status") as status, open(out, "w") as written:
+        written.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+atexit.register(peak)
+sys.argv = [module, *sys.argv[3:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
 def _run_child(
     config: Path, env: dict[str, str], source: str, log: Path, profile: Path | None
 ) -> tuple[float, int, float, float]:
     """``billsync sync --source``: (seconds, exit code, peak RSS in MB, CPU seconds)."""
-    command = [sys.executable]
+    peak_file = log.with_name("peak-rss.kb")
+    peak_file.unlink(missing_ok=True)
+    command = [sys.executable, "-c", PEAK_PROBE, str(peak_file)]
     if profile is not None:
-        command += ["-m", "cProfile", "-o", str(profile)]
-    command += ["-m", "worker.cli", "-c", str(config), "sync", "--source", source]
+        command += ["cProfile", "-o", str(profile), "-m", "worker.cli"]
+    else:
+        command += ["worker.cli"]
+    command += ["-c", str(config), "sync", "--source", source]
     started = time.perf_counter()
     with log.open("ab") as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)  # noqa: S603
         _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, child.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    try:
+        peak_mb = int(peak_file.read_text()) / 1024
+    except (OSError, ValueError):
+        peak_mb = 0.0  # the child died before it could say (its exit code says why)
+    return seconds, child.returncode, peak_mb, usage.ru_utime + usage.ru_stime
 
 
 def run_bench(

@@ -71,3 +71,21 @@ def test_bench_refuses_a_negative_latency(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "--latency-ms" in result.stderr
     assert "must be >= 0" in result.stderr
+
+
+def test_a_syncs_peak_memory_is_its_own_not_the_bench_process(tmp_path: Path) -> None:
+    """A child's ru_maxrss carries the high-water mark of its parent (Linux keeps it across
+    exec); the probe reports the child's own peak. Here the parent holds 400 MB more."""
+    from worker.bench import PEAK_PROBE
+
+    ballast = bytearray(400 * 1024 * 1024)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touched: resident
+    out = tmp_path / "peak.kb"
+    subprocess.run(
+        [sys.executable, "-c", PEAK_PROBE, str(out), "platform"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    assert len(ballast) > 0
+    assert 0 < int(out.read_text()) / 1024 < 200  # MB: a bare Python, not 400 MB and more
