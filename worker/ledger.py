@@ -352,8 +352,8 @@ def taken_references(session: Session, view: LedgerView, plan: Plan) -> Referenc
         wanted[draft_id].add((change.content.reference_type, change.content.reference_id))
     shown = {d.id: d.references for d in view.drafts}
     found: dict[int, set[tuple[str, str]]] = defaultdict(set)
-    for draft_id, refs in wanted.items():
-        unknown = sorted(refs - shown.get(draft_id, frozenset()))
+    for draft_id, refs in wanted.items():  # a plan's lines go onto few drafts: the newest
+        unknown = sorted(refs - shown.get(draft_id, frozenset()))  # of each period
         for chunk in _chunks(unknown):
             found[draft_id].update(
                 (reference_type, reference_id)
@@ -521,7 +521,12 @@ def record_plan(session: Session, source: Source, plan: Plan, scope: Scope = Sco
     keys |= {item.entry_key for item in plan.drift}
     ids = _entry_ids(session, keys)
 
-    drafts: dict[DraftKey, Draft] = {draft_key(d): d for d in session.scalars(select(Draft))}
+    periods = sorted({create.draft.period for create in plan.creates})
+    drafts: dict[DraftKey, Draft] = {
+        draft_key(d): d  # only the periods the plan puts lines in, not every draft
+        for chunk in _chunks(periods)
+        for d in session.scalars(select(Draft).where(Draft.period.in_(chunk)))
+    }
     for new in plan.new_drafts:
         opened = Draft(
             contract_id=new.key.contract_id,
