@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
+from redis import Redis
 
 from tests.support.browser import ARGS, CHROMIUM
 from tests.support.browser import INSTALL_HINT as BROWSER_HINT
@@ -136,6 +137,18 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer) -> Iterator[Redis]:
+    """A client of the session's redis-server, emptied (and started again if a test
+    stopped it)."""
+    if redis_server.process is None:
+        redis_server.start()
+    client = Redis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="module")

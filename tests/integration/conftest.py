@@ -37,16 +37,6 @@ def state_url(postgres_cluster: Cluster) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis(redis_server: RedisServer) -> Iterator[Redis]:
-    if redis_server.process is None:
-        redis_server.start()
-    redis_server.flush()
-    client = Redis.from_url(redis_server.url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def service(
     request: pytest.FixtureRequest,
     tmp_path: Path,

@@ -5,12 +5,10 @@ leaves while it runs and when it ends, and what the sweep makes of what a dead o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from redis import Redis
 
-from tests.support.redis import RedisServer
 from worker import coordination
 from worker.coordination import Coalesce, Done, Expired, FollowUp, Interrupted, Start
 from worker.locks import (
@@ -23,16 +21,6 @@ from worker.locks import (
 )
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-def redis(redis_server: RedisServer) -> Iterator[Redis]:
-    if redis_server.process is None:
-        redis_server.start()
-    client = Redis.from_url(redis_server.url)
-    client.flushall()
-    yield client
-    client.close()
 
 
 def start(redis: Redis, task: str = "t1", **kwargs: object) -> Start | Coalesce | Expired:

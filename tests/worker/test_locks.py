@@ -2,12 +2,10 @@
 loss detected; follow-ups coalesced."""
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from redis import Redis
 
-from tests.support.redis import RedisServer
 from worker.locks import (
     HeldLock,
     LockLost,
@@ -19,14 +17,6 @@ from worker.locks import (
     source_lock_key,
     swept_key,
 )
-
-
-@pytest.fixture
-def redis(redis_server: RedisServer) -> Iterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    client.flushall()
-    yield client
-    client.close()
 
 
 def test_one_holder_at_a_time_released_by_token(redis: Redis) -> None:

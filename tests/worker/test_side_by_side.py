@@ -19,7 +19,6 @@ from sandbox.kukkingu.seed import ACME_CONTRACT_ID, DEMO_TENANT_ID, DEMO_TOKEN
 from tests.support.billing import NOW, check_invariants, client_for, snapshot, store
 from tests.support.kukkingu import RunningKukkingu
 from tests.support.memory import InMemorySource
-from tests.support.redis import RedisServer
 from worker.config import Settings, parse_config
 from worker.core.model import Issue, TimeEntry
 from worker.ledger import content_of
@@ -74,14 +73,6 @@ def source_with(
         for n in range(entries)
     )
     return source
-
-
-@pytest.fixture
-def redis(redis_server: RedisServer) -> Iterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    client.flushall()
-    yield client
-    client.close()
 
 
 @pytest.fixture
