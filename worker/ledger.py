@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -255,15 +255,13 @@ def open_drift(session: Session) -> dict[int, int]:
 References = dict[int, frozenset[tuple[str, str]]]  # draft id -> (type, id) of lines on it
 
 
-def load_view(
-    session: Session, source: Source, scope: Scope = Scope(None), taken: References | None = None
-) -> LedgerView:
+def load_view(session: Session, source: Source, scope: Scope = Scope(None)) -> LedgerView:
     """Every draft (the open ones with their fill, from every source's lines, as SQL
     aggregates), and the lines of ``source`` in ``scope`` with the entries they count.
 
-    A draft's references are those of the scope's own lines on it, plus ``taken``: the
-    references of other lines that the plan asked for (see :func:`taken_references`). The
-    references of every line on every open draft are never read at once."""
+    A draft's references are those of the scope's own lines on it; those of other lines
+    are added when a plan asks for them (:func:`taken_references`, :func:`with_references`).
+    The references of every line on every open draft are never read at once."""
     drafts = session.scalars(select(Draft).order_by(Draft.id)).all()
     fill = {
         draft_id: (int(count), int(last) + 1)
@@ -317,8 +315,6 @@ def load_view(
     for line in lines:
         if line.draft_id in fill:  # on an open draft (the others take no line)
             refs[line.draft_id].add((line.reference_type, line.reference_id))
-    for draft_id, known in (taken or {}).items():
-        refs[draft_id] |= known
     ledger_drafts = tuple(
         LedgerDraft(
             id=d.id,
@@ -332,6 +328,15 @@ def load_view(
         for d in drafts
     )
     return LedgerView(drafts=ledger_drafts, lines=lines)
+
+
+def with_references(view: LedgerView, taken: References) -> LedgerView:
+    """``view`` with ``taken`` (draft id -> references) added to its drafts' references."""
+    drafts = tuple(
+        replace(d, references=d.references | taken[d.id]) if d.id in taken else d
+        for d in view.drafts
+    )
+    return replace(view, drafts=drafts)
 
 
 def taken_references(session: Session, view: LedgerView, plan: Plan) -> References:

@@ -51,6 +51,7 @@ from worker.ledger import (
     record_plan,
     record_problems,
     taken_references,
+    with_references,
 )
 from worker.ports import EntrySource
 from worker.progress import ProgressFn, no_progress
@@ -197,9 +198,8 @@ def _plan(
 ) -> tuple[Plan, LedgerView]:
     entries, issues = load_work(session, source, scope)
     rules = rules_from(settings)
-    taken: dict[int, frozenset[tuple[str, str]]] = {}
+    view = load_view(session, source, scope)
     while True:  # again while the plan wants references other lines hold (rarely)
-        view = load_view(session, source, scope, taken)
         result = make_plan(
             entries=entries,
             issues=issues,
@@ -212,8 +212,7 @@ def _plan(
         found = taken_references(session, view, result)
         if not found:
             return result, view
-        for draft_id, refs in found.items():
-            taken[draft_id] = taken.get(draft_id, frozenset()) | refs
+        view = with_references(view, found)
 
 
 def dry_run(
