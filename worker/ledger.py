@@ -179,13 +179,10 @@ def _closure(session: Session, source: Source, issues: set[str]) -> set[str]:
     return done
 
 
-def issue_chunks(
-    session: Session, source: Source, entries: int | None = None
-) -> list[frozenset[str]]:
+def issue_chunks(session: Session, source: Source) -> list[frozenset[str]]:
     """Every issue of ``source`` (with entries, lines or a record of its own), sorted and cut
-    into groups of about ``entries`` entries (:data:`PLAN_CHUNK_ENTRIES`): a full plan goes
-    group by group, so its memory does not grow with the ledger."""
-    limit = entries or PLAN_CHUNK_ENTRIES
+    into groups of about :data:`PLAN_CHUNK_ENTRIES` entries: a full plan goes group by
+    group, so its memory does not grow with the ledger."""
     weight: dict[str, int] = {}
     for issue, n in session.execute(
         select(Entry.external_issue_id, func.count())
@@ -209,7 +206,7 @@ def issue_chunks(
     for issue in sorted(weight):
         chunk.append(issue)
         size += weight[issue]
-        if size >= limit:
+        if size >= PLAN_CHUNK_ENTRIES:
             chunks.append(frozenset(chunk))
             chunk, size = [], 0
     if chunk:
@@ -357,8 +354,9 @@ def taken_references(session: Session, view: LedgerView, plan: Plan) -> Referenc
         wanted[draft_id].add((change.content.reference_type, change.content.reference_id))
     shown = {d.id: d.references for d in view.drafts}
     found: dict[int, set[tuple[str, str]]] = defaultdict(set)
-    for draft_id, refs in wanted.items():  # a plan's lines go onto few drafts: the newest
-        unknown = sorted(refs - shown.get(draft_id, frozenset()))  # of each period
+    # A plan's lines go onto few drafts (the newest of each period): a query per draft.
+    for draft_id, refs in wanted.items():
+        unknown = sorted(refs - shown.get(draft_id, frozenset()))
         for chunk in _chunks(unknown):
             found[draft_id].update(
                 (reference_type, reference_id)
