@@ -79,6 +79,7 @@ log = logging.getLogger("billsync.applier")
 
 Checkpoint = Callable[[str], None]
 T = TypeVar("T")
+UPDATE_SLICE = 500  # changed lines read (and written, concurrently) at a time
 
 
 def _named_item(message: str, size: int) -> int | None:
@@ -576,11 +577,12 @@ class Applier:
             self.counts.lines_rejected += 1
 
     def _update_lines(self) -> None:
+        # Every change of a written line's content leaves it PENDING (the plan's record,
+        # an adoption of different content), so only those are read, not every line; and
+        # in slices, since new rules can leave every line of the ledger PENDING.
         with self.factory() as session:
-            # Every change of a written line's content leaves it PENDING (the plan's record,
-            # an adoption of different content), so only those are read, not every line.
-            rows = session.scalars(
-                select(Line)
+            ids = session.scalars(
+                select(Line.id)
                 .join(Draft, Draft.id == Line.draft_id)
                 .where(
                     Line.state == LineState.PENDING,
@@ -590,14 +592,20 @@ class Applier:
                 )
                 .order_by(Line.id)
             ).all()
-            contents = [(line, content_of(line)) for line in rows]
-            todo = [
-                (line.id, line.draft_id, line.kukkingu_id, content)
-                for line, content in contents
-                if line.payload_hash != content.digest()
-                and line.rejected_digest != content.digest()
-            ]
-        self._each(todo, lambda item: self._update_line(*item, total=len(todo)))
+        for start in range(0, len(ids), UPDATE_SLICE):
+            with self.factory() as session:
+                rows = session.scalars(
+                    select(Line)
+                    .where(Line.id.in_(ids[start : start + UPDATE_SLICE]))
+                    .order_by(Line.id)
+                ).all()
+                todo = [
+                    (line.id, line.draft_id, line.kukkingu_id, content)
+                    for line, content in ((line, content_of(line)) for line in rows)
+                    if line.payload_hash != content.digest()
+                    and line.rejected_digest != content.digest()
+                ]
+            self._each(todo, lambda item: self._update_line(*item, total=len(ids)))
 
     def _update_line(
         self,
