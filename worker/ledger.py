@@ -15,10 +15,10 @@ entry's time held by a finalized line missing from it would be billed again. So 
 closed: every entry of a planned issue is loaded, every line of it, every line counting one
 of its entries, and (through those) the issues of every entry such a line counts.
 
-**Full plans in parts.** Planning every issue at once would hold the whole source in memory.
-A full plan is made in parts instead (:func:`issue_chunks`: about
-:data:`PLAN_CHUNK_ENTRIES` entries each, by issue), each a closed scope recorded in its own
-transaction before the next is read, as a plan of what changed would be.
+**Large plans in parts.** Planning every issue at once would hold the whole source in
+memory. A full plan, and a plan of many changed issues, is made in parts instead
+(:func:`issue_chunks`: about :data:`PLAN_CHUNK_ENTRIES` entries each, by issue), each a
+closed scope recorded in its own transaction before the next is read.
 """
 
 from __future__ import annotations
@@ -179,27 +179,33 @@ def _closure(session: Session, source: Source, issues: set[str]) -> set[str]:
     return done
 
 
-def issue_chunks(session: Session, source: Source) -> list[frozenset[str]]:
-    """Every issue of ``source`` (with entries, lines or a record of its own), sorted and cut
-    into groups of about :data:`PLAN_CHUNK_ENTRIES` entries: a full plan goes group by
-    group, so its memory does not grow with the ledger."""
+def issue_chunks(session: Session, source: Source, scope: Scope) -> list[frozenset[str]]:
+    """The issues of ``scope`` (of a full scope: every issue of ``source`` with entries,
+    lines or a record of its own), sorted and cut into groups of about
+    :data:`PLAN_CHUNK_ENTRIES` entries: a large plan goes group by group, so its memory
+    does not grow with the ledger."""
     weight: dict[str, int] = {}
-    for issue, n in session.execute(
-        select(Entry.external_issue_id, func.count())
-        .where(Entry.source_id == source.id, Entry.external_issue_id.is_not(None))
-        .group_by(Entry.external_issue_id)
-    ):
-        weight[str(issue)] = int(n)
-    for issue in session.scalars(
-        select(SourceIssue.external_id).where(SourceIssue.source_id == source.id)
-    ):
-        weight.setdefault(issue, 1)
-    for issue in session.scalars(
-        select(Line.issue_id)
-        .where(Line.source_id == source.id, Line.issue_id.is_not(None))
-        .distinct()
-    ):
-        weight.setdefault(issue, 1)
+    for where in _issue_filters(Entry.external_issue_id, scope):
+        for issue, n in session.execute(
+            select(Entry.external_issue_id, func.count())
+            .where(Entry.source_id == source.id, Entry.external_issue_id.is_not(None), *where)
+            .group_by(Entry.external_issue_id)
+        ):
+            weight[str(issue)] = int(n)
+    if scope.issues is not None:
+        for issue in scope.issues:
+            weight.setdefault(issue, 1)
+    else:
+        for issue in session.scalars(
+            select(SourceIssue.external_id).where(SourceIssue.source_id == source.id)
+        ):
+            weight.setdefault(issue, 1)
+        for issue in session.scalars(
+            select(Line.issue_id)
+            .where(Line.source_id == source.id, Line.issue_id.is_not(None))
+            .distinct()
+        ):
+            weight.setdefault(issue, 1)
     chunks: list[frozenset[str]] = []
     chunk: list[str] = []
     size = 0
@@ -215,8 +221,8 @@ def issue_chunks(session: Session, source: Source) -> list[frozenset[str]]:
 
 
 def chunk_scope(session: Session, source: Source, issues: frozenset[str]) -> Scope:
-    """The scope of one part of a full plan: ``issues`` and what they reach. It reads no
-    marks: the full plan removes those once its last part is recorded."""
+    """The scope of one part of a plan: ``issues`` and what they reach. It reads no marks:
+    the plan removes those once its last part is recorded."""
     return Scope(frozenset(_closure(session, source, set(issues))))
 
 

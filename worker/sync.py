@@ -407,10 +407,10 @@ def _allocate(this: _ThisSync, *, digest: str, replan: bool) -> None:
     """Notice statuses, reconcile, plan and record (under the ledger lock).
 
     A plan covers the issues marked dirty since the last one (and removes those marks in
-    its transaction), or every issue (``replan``, or rules whose ``digest`` differs). A plan
-    of every issue is made and recorded in parts (see :mod:`worker.ledger`); the last part's
-    transaction removes the marks and records the digest, so a crash between parts leaves a
-    full plan to the next sync."""
+    its transaction), or every issue (``replan``, or rules whose ``digest`` differs). A large
+    plan is made and recorded in parts (see :mod:`worker.ledger`); the last part's
+    transaction removes the marks and records the digest, so a crash between parts leaves
+    the marks (or a full plan) to the next sync."""
     with transaction(this.factory) as session:
         changed = refresh_statuses(session, this.client, this.applier.invoices)
     for change in changed:
@@ -424,7 +424,7 @@ def _allocate(this: _ThisSync, *, digest: str, replan: bool) -> None:
     with transaction(this.factory) as session:
         source = session.get_one(Source, this.source_id)
         scope = _scope(session, source, digest, replan=replan)
-        chunks = issue_chunks(session, source) if scope.full else []
+        chunks = issue_chunks(session, source, scope)
     parts: list[frozenset[str] | None] = list(chunks) if len(chunks) > 1 else [None]
     result = this.result
     for index, part in enumerate(parts):  # None: the scope in one piece

@@ -78,15 +78,23 @@ def test_the_first_sync_plans_everything_then_only_what_changed(
         assert check_invariants(snapshot(client)) == []
 
 
-def test_changed_rules_plan_everything_again(kukkingu: RunningKukkingu, factory) -> None:
+@pytest.mark.parametrize("update_slice", [500, 3])
+def test_changed_rules_plan_everything_again(
+    kukkingu: RunningKukkingu, factory, monkeypatch: pytest.MonkeyPatch, update_slice: int
+) -> None:
+    """New rates change every line: all are updated once, in slices of ``update_slice``."""
+    monkeypatch.setattr("worker.applier.UPDATE_SLICE", update_slice)
     source = demo_source(issues=4, per_issue=1, projects=("ACME",))
     with client_for(kukkingu.url) as client:
         sync(settings_for(kukkingu.url), factory, client, source, now=lambda: NOW)
         dearer = settings_for(kukkingu.url, hourly_rate_minor=13000, person_rates={})
+        kukkingu.app.requests.reset()
         result = sync(dearer, factory, client, source, now=lambda: NOW)
         assert result.replanned
         assert result.applied.lines_updated == 4
+        assert writes(kukkingu.requests())["PUT /api/v1/billables/{billableId}"] == 4
         assert not sync(dearer, factory, client, source, now=lambda: NOW).replanned
+        assert check_invariants(snapshot(client)) == []
 
 
 @pytest.mark.parametrize(
@@ -256,4 +264,42 @@ def test_a_first_sync_leaves_one_mark_per_issue_not_per_page(
         assert marks(factory) == 4
         sync(settings, factory, client, source, now=lambda: NOW)
         assert marks(factory) == 0
+        assert check_invariants(snapshot(client)) == []
+
+
+def test_many_changed_issues_are_planned_in_parts_and_a_crash_between_keeps_the_marks(
+    kukkingu: RunningKukkingu, factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit of most issues (a bulk change at the source) is planned in parts too; a
+    crash between two parts leaves the marks, and the next sync bills every edit once."""
+    settings = settings_for(kukkingu.url)
+    source = demo_source(issues=8, per_issue=2, projects=("ACME",))
+    with client_for(kukkingu.url) as client:
+        sync(settings, factory, client, source, now=lambda: NOW)
+        monkeypatch.setattr("worker.ledger.PLAN_CHUNK_ENTRIES", 4)
+        for n in range(1, 17, 2):  # the first entry of every issue: 30 minutes more
+            source.edit(
+                f"jira:test:worklog:{n}",
+                seconds=source.entries[f"jira:test:worklog:{n}"].seconds + 1800,
+            )
+        parts = 0
+
+        def crash(at: str) -> None:
+            nonlocal parts
+            if at == "sync.part":
+                parts += 1
+                if parts == 2:
+                    raise Crash(at)
+
+        with pytest.raises(Crash):
+            sync(settings, factory, client, source, now=lambda: NOW, checkpoint=crash)
+        assert marks(factory) == 8  # the plan was not whole: every mark stays
+        after = sync(settings, factory, client, source, now=lambda: NOW)
+        assert not after.replanned
+        assert after.applied.lines_updated == 8  # each issue's line, once
+        assert marks(factory) == 0
+        assert (
+            sync(settings, factory, client, source, now=lambda: NOW, replan=True).planned_writes
+            == 0
+        )
         assert check_invariants(snapshot(client)) == []
