@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from worker.core.model import Issue, TimeEntry
 from worker.ledger import mark_dirty
 from worker.ports import BadEntry, EntrySource, SourceBatch, SourceContext, SourceKind
+from worker.prefetch import Prefetch
 from worker.progress import ProgressFn, no_progress
 from worker.store import (
     Cursor,
@@ -377,10 +378,15 @@ def ingest(
         cursors = load_cursors(session, row)
         context = StoreContext(factory, row.id)
     counts = IngestCounts()
-    for batch in source.fetch(cursors, context):
-        checkpoint("ingest.batch")
-        with transaction(factory) as session:
-            record_batch(session, session.merge(row), batch, counts)
-        checkpoint("ingest.committed")
-        progress("read", counts.entries_seen, None)
+    # the source reads its next page while this one is recorded (worker.prefetch)
+    with Prefetch(
+        lambda asked: source.fetch(cursors, asked), context, name=f"fetch {source.name}"
+    ) as batches:
+        for batch in batches:
+            checkpoint("ingest.batch")
+            with transaction(factory) as session:
+                record_batch(session, session.merge(row), batch, counts)
+            batches.recorded()
+            checkpoint("ingest.committed")
+            progress("read", counts.entries_seen, None)
     return counts

@@ -4,7 +4,8 @@ changed worklogs, 429 and 5xx mid-sync, and bad worklogs. Entries land in a real
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from sandbox.jira.seed import DEMO_API_TOKEN, DEMO_EMAIL, DEMO_PAT
 from tests.support.billing import store
 from tests.support.jira import JIRA_NOW, RunningJira, running_jira
 from worker.ingest import ingest
+from worker.ports import SourceBatch, SourceContext
 from worker.store import Cursor, Entry, EntryState, SourceIssue
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.001, max_wait=5.0)
@@ -272,4 +274,38 @@ def test_the_configured_deployment_saves_the_server_info_call(
     ingest(factory, JiraSource("jira", api, projects=["ACME", "GLX"]))
     assert "GET /rest/api/2/serverInfo" not in jira.requests()
     assert api.request_counts[f"GET {search}"] >= 1
+    assert len(entries(factory)) == 250
+
+
+def test_the_next_page_is_read_while_a_batch_is_recorded(jira: RunningJira, factory) -> None:
+    """Ingest records a batch while the source already asks Jira for what follows
+    (worker.prefetch). Here the batch that moves the issues cursor is held until the client
+    has sent another request (the worklog feed, which needs nothing from the store). Read
+    page by page, that request could only come after the hold."""
+    api = JiraApi(jira.url, email=DEMO_EMAIL, token=SecretStr(DEMO_API_TOKEN), policy=FAST)
+    source = JiraSource("jira", api, projects=["ACME", "GLX"])
+    overlapped: list[bool] = []
+    batches: list[SourceBatch] = []
+    real_fetch = source.fetch
+
+    def fetch(
+        cursors: Mapping[str, str], context: SourceContext | None = None
+    ) -> Iterator[SourceBatch]:
+        for batch in real_fetch(cursors, context):
+            batches.append(batch)
+            yield batch
+
+    def hold_the_issues_cursor(step: str) -> None:
+        if step != "ingest.batch" or overlapped or "issues" not in batches[-1].cursors:
+            return
+        sent = sum(api.request_counts.values())
+        deadline = time.monotonic() + 60
+        while sum(api.request_counts.values()) == sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        overlapped.append(sum(api.request_counts.values()) > sent)
+
+    source.fetch = fetch  # type: ignore[method-assign]
+    counts = ingest(factory, source, checkpoint=hold_the_issues_cursor)
+    assert overlapped == [True]
+    assert counts.new == 250  # and nothing was lost or read twice
     assert len(entries(factory)) == 250
