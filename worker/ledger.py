@@ -551,7 +551,9 @@ def record_plan(session: Session, source: Source, plan: Plan, scope: Scope = Sco
         drafts[new.key] = opened
     session.flush()
 
-    # one bulk INSERT (no ORM object per line), the ids returned in the order given
+    # bulk INSERTs (no ORM object per line). Each id comes back with the line's (draft,
+    # type, reference), unique on a draft: asking for the ids in the order given instead
+    # makes SQLAlchemy send one INSERT per line on SQLite.
     values = [
         {
             "draft_id": drafts[create.draft].id,
@@ -566,13 +568,16 @@ def record_plan(session: Session, source: Source, plan: Plan, scope: Scope = Sco
         }
         for create in plan.creates
     ]
-    line_ids: list[int] = []
+    inserted: dict[tuple[int, str, str], int] = {}
     for chunk in _chunks(values):
-        line_ids += session.scalars(
-            insert(Line).returning(Line.id, sort_by_parameter_order=True), chunk
-        ).all()
+        for line_id, draft_id, reference_type, reference_id in session.execute(
+            insert(Line).returning(Line.id, Line.draft_id, Line.reference_type, Line.reference_id),
+            chunk,
+        ):
+            inserted[(draft_id, reference_type, reference_id)] = line_id
     counted = [
-        (line_id, dict(c.entries)) for line_id, c in zip(line_ids, plan.creates, strict=True)
+        (inserted[(row["draft_id"], row["reference_type"], row["reference_id"])], dict(c.entries))
+        for row, c in zip(values, plan.creates, strict=True)
     ]
 
     updates = {update.line_id: update for update in plan.updates}
@@ -657,6 +662,9 @@ def record_problems(
                 select(Error)
                 .join(Entry, Entry.key == Error.subject)
                 .where(*where, Entry.source_id == source.id, *issues)
+                # from the scope's entries to their problems: without statistics SQLite
+                # would read every open problem of the source for each part of a plan
+                .with_hint(Error, "INDEXED BY ix_errors_subject", dialect_name="sqlite")
             )
         ]
     seen = set()
@@ -667,14 +675,16 @@ def record_problems(
         else:
             row.reason = problem.reason
             seen.add((row.kind, row.subject))
-    for (kind, subject), problem in current.items():
-        if (kind, subject) not in seen:
-            session.add(
-                Error(
-                    run_id=run_id,
-                    source_id=source.id,
-                    kind=kind,
-                    subject=subject,
-                    reason=problem.reason,
-                )
-            )
+    opened = [
+        {
+            "run_id": run_id,
+            "source_id": source.id,
+            "kind": kind,
+            "subject": subject,
+            "reason": problem.reason,
+        }
+        for (kind, subject), problem in current.items()
+        if (kind, subject) not in seen
+    ]
+    for chunk in _chunks(opened):  # bulk INSERTs: a first sync may open 100,000 of them
+        session.execute(insert(Error), chunk)
