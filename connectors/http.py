@@ -66,7 +66,8 @@ def call(
         decision = decide(outcome.attempt, policy, jitter())
         if isinstance(decision, GiveUp):
             raise give_up(decision, outcome, number)
-        log.info("%s %s; retry %d in %.2f s", what, outcome.reason, number, decision.wait)
+        # a warning: a sync waiting on a service that does not answer should say so
+        log.warning("%s %s; retry %d in %.2f s", what, outcome.reason, number, decision.wait)
         sleep(decision.wait)
 
 

@@ -197,7 +197,7 @@ class GitHubApi:
                 retry_after=decision.retry_after,
             )
 
-        return call(f"github {what}", once, give_up, policy=self.policy, log=log, sleep=self._sleep)
+        return call(f"GitHub {what}", once, give_up, policy=self.policy, log=log, sleep=self._sleep)
 
     def _trust(self, exc: requests.RequestException) -> Trust:
         """Whose certificate failed: a Link URL may name another host than the API's."""

@@ -196,7 +196,7 @@ class JiraApi:
                 retry_after=decision.retry_after,
             )
 
-        return call(f"jira {what}", once, give_up, policy=self.policy, log=log, sleep=self._sleep)
+        return call(f"Jira {what}", once, give_up, policy=self.policy, log=log, sleep=self._sleep)
 
     # --- the calls billsync needs ------------------------------------------------------------
 

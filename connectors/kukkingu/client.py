@@ -264,7 +264,7 @@ class KukkinguClient:
             )
 
         response = call(
-            f"kukkingu {what}",
+            f"Kukkingu {what}",
             once,
             give_up,
             policy=self.policy,

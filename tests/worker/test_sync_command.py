@@ -109,11 +109,17 @@ def test_sync_writes_and_summarises_then_dry_run_has_nothing_left(
     assert "nothing to write to Kukkingu" in again.stdout
 
 
-def test_failure_exits_1_with_the_reason(tmp_path: Path, memory_source: InMemorySource) -> None:
+def test_failure_exits_1_with_the_reason(
+    tmp_path: Path, memory_source: InMemorySource, caplog: pytest.LogCaptureFixture
+) -> None:
     path, _ = configure(tmp_path, "http://127.0.0.1:9")  # nothing listens there
     result = invoke(path)
     assert result.exit_code == 1
     assert "error: mem: Kukkingu POST /api/v1/invoices could not connect" in result.stderr
+    # each retry is a warning (shown by default) while it waits, not only the error after
+    # the last one
+    retry = "Kukkingu POST /api/v1/invoices could not connect (ConnectError); retry 1 in"
+    assert [r.levelname for r in caplog.records if retry in r.getMessage()] == ["WARNING"]
 
 
 def test_unknown_source_and_unmigrated_store(tmp_path: Path, memory_source: InMemorySource) -> None:
