@@ -378,6 +378,7 @@ def ingest(
         cursors = load_cursors(session, row)
         context = StoreContext(factory, row.id)
     counts = IngestCounts()
+    pages = 0
     # the source reads its next page while this one is recorded (worker.prefetch)
     with Prefetch(
         lambda asked: source.fetch(cursors, asked), context, name=f"fetch {source.name}"
@@ -388,5 +389,7 @@ def ingest(
                 record_batch(session, session.merge(row), batch, counts)
             batches.recorded()
             checkpoint("ingest.committed")
+            pages += 1
+            progress("pages", pages, None)
             progress("read", counts.entries_seen, None)
     return counts

@@ -1,7 +1,10 @@
 """Progress of long work (a big first sync, a backfill), reported as plain callbacks.
 
-The sync calls ``progress(stage, done, total)``: ``stage`` is ``"read"`` (entries read from
-the source; total unknown), ``"create"`` (lines created) or ``"update"`` (lines updated).
+The sync calls ``progress(stage, done, total)``: ``stage`` is ``"pages"`` (batches read from
+the source and recorded; total unknown), ``"read"`` (entries read), ``"plan"`` (parts of
+the plan made, of how many: a first sync plans in parts of about 10,000 entries),
+``"planned"`` (lines to create or change), ``"create"`` (lines created) or ``"update"``
+(lines updated).
 The command line draws them with rich when stderr is a terminal; elsewhere (logs, CI,
 Celery) nothing is drawn.
 """
@@ -12,11 +15,19 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 ProgressFn = Callable[[str, int, int | None], None]
 
-LABELS = {"read": "reading entries", "create": "creating lines", "update": "updating lines"}
+LABELS = {
+    "pages": "pages read",
+    "read": "entries read",
+    "plan": "planning (parts)",
+    "planned": "lines to write",
+    "create": "creating lines",
+    "update": "updating lines",
+}
 
 
 def no_progress(stage: str, done: int, total: int | None) -> None:
@@ -33,6 +44,7 @@ def terminal_progress(source: str) -> Iterator[ProgressFn]:
         TextColumn(f"[bold]{source}[/] {{task.description}}"),
         BarColumn(),
         MofNCompleteColumn(),
+        console=Console(stderr=True),  # stdout keeps only the sync's summary
         transient=True,
     )
     tasks: dict[str, TaskID] = {}

@@ -305,7 +305,9 @@ def sync(
             concurrency=settings.file.kukkingu.concurrency,
         )
         result.applied = applier.counts
-        this = _ThisSync(settings, factory, client, applier, source_id, result, now, checkpoint)
+        this = _ThisSync(
+            settings, factory, client, applier, source_id, result, now, checkpoint, progress
+        )
         _rounds(this, replan, ledger_lock)
     except (Exception, KeyboardInterrupt) as exc:
         # A real crash records nothing; so nothing is recorded for other BaseExceptions
@@ -374,6 +376,7 @@ class _ThisSync:
     result: SyncResult
     now: Callable[[], datetime]
     checkpoint: Checkpoint
+    progress: ProgressFn = no_progress
 
 
 def _rounds(
@@ -449,6 +452,8 @@ def _allocate(this: _ThisSync, *, digest: str, replan: bool) -> None:
                 _record_totals(session, source, result, this.now())
         result.plan, result.view = planned, view
         result.planned_writes += planned.writes
+        this.progress("plan", index + 1, len(parts))
+        this.progress("planned", result.planned_writes, None)
         if not last:
             this.checkpoint("sync.part")
     result.scopes.append(scope)
