@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PIP_VERSION := 26.3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps test soak bench check lint format typecheck demo sandbox lock clean
+.PHONY: help venv system-deps test soak bench check lint format typecheck demo screenshots sandbox lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,12 +44,15 @@ format: venv  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 
 typecheck: venv  ## mypy (strict)
-	$(BIN)/mypy worker connectors sandbox schedules tests
+	$(BIN)/mypy worker connectors sandbox schedules tests scripts
 
 check: lint typecheck test  ## every check CI could run
 
 demo: venv  ## set up and run the demo (sandbox + how to use it)
 	$(BIN)/billsync --config examples/sandbox.toml demo
+
+screenshots: venv system-deps  ## run the demo and save the dashboard's pages to docs/screenshots/
+	$(BIN)/python -m scripts.screenshots
 
 sandbox: venv  ## start the sandbox APIs on their default ports
 	$(BIN)/billsync sandbox
