@@ -655,17 +655,21 @@ def record_problems(
     if scope.full:
         open_rows = list(session.scalars(select(Error).where(*where)))
     else:  # an entry problem's subject is the entry's key
+        keys = [
+            key
+            for issues in _issue_filters(Entry.external_issue_id, scope)
+            for key in session.scalars(
+                select(Entry.key).where(Entry.source_id == source.id, *issues)
+            )
+        ]
+        # By subject alone, the one index SQLite can then use: with the other conditions in
+        # the query it read every open problem of the source (no statistics tell it better),
+        # for each part of a plan.
         open_rows = [
             row
-            for issues in _issue_filters(Entry.external_issue_id, scope)
-            for row in session.scalars(
-                select(Error)
-                .join(Entry, Entry.key == Error.subject)
-                .where(*where, Entry.source_id == source.id, *issues)
-                # from the scope's entries to their problems: without statistics SQLite
-                # would read every open problem of the source for each part of a plan
-                .with_hint(Error, "INDEXED BY ix_errors_subject", dialect_name="sqlite")
-            )
+            for chunk in _chunks(keys)
+            for row in session.scalars(select(Error).where(Error.subject.in_(chunk)))
+            if row.source_id == source.id and row.kind in kinds and row.resolved_at is None
         ]
     seen = set()
     for row in open_rows:
