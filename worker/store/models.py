@@ -402,7 +402,7 @@ class DirtyIssue(Base):
     marked already; see :func:`worker.ledger.mark_dirty`)."""
 
     __tablename__ = "dirty_issues"
-    __table_args__ = (Index(None, "source_id", "id"),)
+    __table_args__ = (Index(None, "source_id", "id"), Index(None, "source_id", "issue_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
