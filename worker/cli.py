@@ -619,7 +619,7 @@ def _demo_dashboard(settings: Settings) -> None:
     from sandbox.server import ServerThread
     from worker.clients import kukkingu_client, opened_source
     from worker.dashboard import create_app
-    from worker.store import make_engine, session_factory
+    from worker.store import RunTrigger, make_engine, session_factory
     from worker.sync import sync
 
     engine = make_engine(settings.state_url)
@@ -643,6 +643,7 @@ def _demo_dashboard(settings: Settings) -> None:
                             checkpoint=checkpoint,
                             ledger_lock=ledger,
                             fence=fence,
+                            trigger=RunTrigger(trigger),  # the dashboard's: on_demand
                         )
                 except Exception:
                     logging.getLogger("billsync.demo").exception("demo sync of %s", source)
@@ -652,7 +653,7 @@ def _demo_dashboard(settings: Settings) -> None:
 
     config = settings.file.dashboard
     token_note = f" (token from {config.token_env})" if config.token_env else ""
-    app = create_app(settings, factory=factory, enqueue=sync_inline)
+    app = create_app(settings, factory=factory, enqueue=sync_inline, inline_syncs=True)
     server = ServerThread(app, host=config.host, port=config.port)
     with server:
         click.echo(f"Dashboard         {server.url}/  log in with the sandbox token{token_note}")

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -823,3 +824,91 @@ def test_bidirectional_controls_are_not_shown(serve: Serve, store: Store) -> Non
     page = client.get(f"/drafts/{ids['open_draft']}").text
     assert "ACME-1 pay tnuocca now x" in page
     assert not any(chr(c) in page for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+# --- readable (issue 14 item 7) and the demo's inline syncs (item 6) ------------------------
+
+
+def test_a_cursor_in_epoch_milliseconds_shows_as_a_date(serve: Serve, store: Store) -> None:
+    populate(store)
+    with transaction(store.factory) as s:
+        gh = s.scalars(select(Source).where(Source.name == "gh")).one()
+        # Jira's cursors are epoch milliseconds: 2026-11-20 10:00 UTC
+        s.add(Cursor(source=gh, stream="issues", value="1795168800000", updated_at=NOW))
+    client = serve(store)
+    login(client)
+    row = client.get("/").text.split('id="source-gh"', 1)[1].split("</tr>", 1)[0]
+    cell = row.split('<td class="optional">', 1)[1].split("</td>", 1)[0]
+    assert "1795168800000" not in cell
+    assert '2026-11-20 12:00 EET</time> <span class="muted">(2.0 h ago)' in cell
+
+
+def test_a_runs_counts_are_in_words(serve: Serve, store: Store) -> None:
+    ids = populate(store)
+    client = serve(store)
+    login(client)
+    page = client.get(f"/runs/{ids['ok']}").text
+    assert "Entries read" in page
+    assert "Lines created" in page
+    assert "entriesSeen" not in page
+    assert "linesCreated" not in page
+
+
+def test_the_chart_has_axes_with_numbers(serve: Serve, store: Store) -> None:
+    populate(store)
+    client = serve(store)
+    login(client)
+    chart = client.get("/").text.split('<svg class="chart"', 1)[1].split("</svg>", 1)[0]
+    numbers = re.findall(r"<text [^>]*>(\d+)</text>", chart)
+    assert "0" in numbers  # the axes' base
+    assert len(numbers) > 2  # their tops and the counts over the bars
+    assert "left axis" in chart
+
+
+def test_an_inline_dashboard_says_the_sync_ran_here_and_shows_no_broker(
+    serve: Serve, store: Store
+) -> None:
+    populate(store)
+    recorder = Recorder()
+    client = serve(store, recorder, inline_syncs=True)
+    token = login(client)
+    page = client.get("/").text
+    assert "redis://" not in page.split("<footer>", 1)[1]
+    assert "no broker: syncs run here" in page
+    assert "Next run" not in page  # the demo has no beat
+    done = client.post(
+        "/sources/acme-jira/sync", data={"csrf_token": token}, headers={"referer": "/"}
+    )
+    assert done.status_code == 303
+    flash = client.get("/").text
+    assert "started here, without a queue: a sync of acme-jira" in flash
+    assert "queued:" not in flash
+    assert recorder.calls == [("acme-jira", "on_demand")]
+    # a queueing dashboard still says queued, and names its broker
+    queueing = serve(store)
+    login(queueing)
+    assert "broker redis://" in queueing.get("/").text
+    assert "Next run" in queueing.get("/").text
+
+
+def test_a_long_unbroken_description_does_not_push_the_amounts_off_the_screen(
+    serve: Serve, store: Store, browser: Browser
+) -> None:
+    ids = populate(store)
+    with transaction(store.factory) as s:
+        line = s.scalars(select(Line).where(Line.draft_id == ids["open_draft"])).first()
+        assert line is not None
+        line.description = "x" * 255  # Kukkingu's longest, without a place to break
+    client = serve(store)
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{client.base_url}/login")
+    page.fill("input[name=token]", DASH_TOKEN)
+    page.click("button[type=submit]")
+    page.goto(f"{client.base_url}/drafts/{ids['open_draft']}")
+    cells = page.locator("td.num").all()
+    assert cells
+    for cell in cells:
+        box = cell.bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= 1280, "an amount column is off the screen"
+    page.context.close()

@@ -12,6 +12,7 @@ Nothing secret is rendered: templates get query results and URLs with the passwo
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -128,6 +129,31 @@ def _zone(request: Request, default: ZoneInfo) -> ZoneInfo:
     return default
 
 
+COUNT_LABELS = {
+    "entriesSeen": "Entries read",
+    "entriesNew": "New entries",
+    "entriesChanged": "Changed entries",
+    "entriesDeleted": "Deleted entries",
+    "badEntries": "Bad entries",
+    "linesCreated": "Lines created",
+    "linesAdopted": "Lines adopted (written before, answer lost)",
+    "linesUpdated": "Lines updated",
+    "linesRejected": "Lines Kukkingu refused",
+    "draftsCreated": "Draft invoices created",
+    "draftsUpdated": "Draft totals updated",
+    "problems": "Open problems (unmapped work)",
+    "drift": "Open drift",
+}
+
+
+def count_label(key: str) -> str:
+    """A run's count key in words: ``badEntries`` -> "Bad entries"."""
+    if key in COUNT_LABELS:
+        return COUNT_LABELS[key]
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).lower()
+    return words[:1].upper() + words[1:]
+
+
 def create_app(
     settings: Settings,
     *,
@@ -138,8 +164,12 @@ def create_app(
     host: str | None = None,
     insecure_no_auth: bool = False,
     session_key: bytes | None = None,
+    inline_syncs: bool = False,
 ) -> FastAPI:
-    """The dashboard app; raises :class:`~.auth.DashboardAuthError` if it would be open."""
+    """The dashboard app; raises :class:`~.auth.DashboardAuthError` if it would be open.
+
+    ``inline_syncs``: ``enqueue`` runs the sync itself, in this process (the demo, which
+    has no broker and no beat): "Sync now" says so, and no broker or next run is shown."""
     credentials = Credentials.from_settings(
         settings, host=host or settings.file.dashboard.host, insecure_no_auth=insecure_no_auth
     )
@@ -148,13 +178,16 @@ def create_app(
     now: Clock = clock or (lambda: datetime.now(UTC))
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.filters["ago"] = humanize
+    templates.env.filters["count_label"] = count_label
     templates.env.finalize = strip_bidi  # every {{ value }} of every page
     throttle = LoginThrottle()
     revoked = Revoked(clock=lambda: now().timestamp())
     app = FastAPI(title="billsync dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     configured = [(s.name, s.kind, s.schedule) for s in settings.file.sources]
     source_names = {name for name, _, _ in configured}
-    footer = {"state": safe_url(settings.state_url), "broker": safe_url(settings.broker_url)}
+    footer = {"state": safe_url(settings.state_url)}
+    if not inline_syncs:
+        footer["broker"] = safe_url(settings.broker_url)
 
     @app.middleware("http")
     async def session_middleware(
@@ -271,6 +304,7 @@ def create_app(
                 "link": link,
                 "zone": str(zone),
                 "footer": footer if request.state.user else None,  # nothing before the login
+                "inline": inline_syncs,
                 "path": request.url.path,
                 **context,
             },
@@ -327,7 +361,11 @@ def create_app(
         else:
             if csrf.bearer_request(request.headers.get("authorization")):
                 return JSONResponse({"queued": source, "task_id": str(task_id)}, status_code=202)
-            session_of(request)["flash"] = f"queued: {what}"
+            session_of(request)["flash"] = (
+                f"started here, without a queue: {what}; its run shows under Runs"
+                if inline_syncs
+                else f"queued: {what}"
+            )
         back = request.headers.get("referer") or "/"
         return RedirectResponse(back if _local_path(back, request) else "/", status_code=303)
 
@@ -594,5 +632,7 @@ def _chart(days: list[queries.DayBar]) -> dict[str, Any]:
         "bars": bars,
         "width": width * len(days),
         "height": height,
+        "top_runs": top_runs,  # the axes' top values: runs on the left, lines on the right
+        "top_lines": top_lines,
         "empty": not any(d.runs for d in days),
     }

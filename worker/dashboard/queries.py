@@ -193,6 +193,7 @@ class SourceRow:
     cursor_stream: str | None
     cursor_value: str | None
     cursor_updated_at: datetime | None
+    cursor_at: datetime | None  # the cursor's value as an instant, when it is one
     lag_seconds: float | None
     next_run_at: datetime | None
     unmapped: int
@@ -326,6 +327,7 @@ def overview(
                 cursor_stream=cursor.stream if cursor else None,
                 cursor_value=cursor.value if cursor else None,
                 cursor_updated_at=cursor.updated_at if cursor else None,
+                cursor_at=_parse_time(cursor.value) if cursor else None,
                 lag_seconds=cursor_lag(cursor.value, cursor.updated_at, now) if cursor else None,
                 next_run_at=next_run(schedule, now, zone) if schedule else None,
                 unmapped=errors.get((sid, "unmapped"), 0),
