@@ -91,6 +91,9 @@ class KukkinguState:
         self._contracts: dict[str, Contract] = {}
         self._invoices: dict[str, Invoice] = {}
         self._billables: dict[str, Billable] = {}
+        # invoice id -> its billables by id: a billable never changes invoice and is never
+        # deleted, so this index is written where billables are created, and cleared on reset
+        self._lines_of: dict[str, dict[str, Billable]] = {}
 
     # -- lifecycle and setup ------------------------------------------------------------
 
@@ -106,6 +109,7 @@ class KukkinguState:
                 self._contracts,
                 self._invoices,
                 self._billables,
+                self._lines_of,
             ):
                 table.clear()
 
@@ -399,7 +403,7 @@ class KukkinguState:
                         f"but {', '.join(changed)} differ"
                     )
             self._check_number_free(tenant_id, body.invoiceNumber, invoice.id)
-            has_lines = any(b.invoice_id == invoice.id for b in self._billables.values())
+            has_lines = bool(self._lines_of.get(invoice.id))
             if has_lines and body.currencyCode != invoice.currency_code:
                 raise Conflict(
                     f"currencyCode: invoice {invoice_id} has billables in "
@@ -430,7 +434,7 @@ class KukkinguState:
 
     def _invoice_order(self, invoice: Invoice) -> list[Billable]:
         """An invoice's billables as listed: by ``order``, then creation."""
-        lines = [b for b in self._billables.values() if b.invoice_id == invoice.id]
+        lines = self._lines_of.get(invoice.id, {}).values()
         return sorted(lines, key=lambda b: (b.order, b.seq))
 
     def list_billables(
@@ -496,6 +500,7 @@ class KukkinguState:
                     metadata=copy.deepcopy(item.metadata),
                 )
                 self._billables[billable.id] = billable
+                self._lines_of.setdefault(invoice.id, {})[billable.id] = billable
                 created.append(billable)
             return [b.to_json() for b in created]
 
@@ -551,7 +556,7 @@ class KukkinguState:
         """Listed ids first, in the given order; the rest by creation; order = position."""
         with self.lock:
             invoice = self._ref(self._invoices, tenant_id, body.invoiceId, "invoiceId")
-            lines = {b.id: b for b in self._billables.values() if b.invoice_id == invoice.id}
+            lines = dict(self._lines_of.get(invoice.id, {}))
             seen: set[str] = set()
             for index, billable_id in enumerate(body.ids):
                 if billable_id not in lines:
