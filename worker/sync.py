@@ -27,7 +27,7 @@ from worker.applier import Applier, ApplyCounts, Checkpoint, DraftClosed
 from worker.config import Settings
 from worker.core.model import LedgerView, Plan, Problem, Rule
 from worker.core.planner import plan as make_plan
-from worker.errors import FatalError
+from worker.errors import ConfigurationError, FatalError
 from worker.ingest import (
     IngestCounts,
     StoreContext,
@@ -60,6 +60,7 @@ from worker.store import (
     DraftStatus,
     Entry,
     EntryState,
+    Error,
     ErrorKind,
     Line,
     LineState,
@@ -315,7 +316,16 @@ def sync(
         wait = retry_wait(exc)
         retry_at = None if wait is None else utcnow() + timedelta(seconds=wait)
         error = f"{type(exc).__name__}: {exc}"
-        _finish(factory, run_id, result, client, before, error=error, retry_at=retry_at)
+        _finish(
+            factory,
+            run_id,
+            result,
+            client,
+            before,
+            error=error,
+            retry_at=retry_at,
+            configuration=isinstance(exc, ConfigurationError),
+        )
         raise
     _finish(factory, run_id, result, client, before, error=None)
     return result
@@ -470,6 +480,38 @@ def _record_totals(session: Session, source: Source, result: SyncResult, now: da
     result.drift_total = open_drift(session).get(source.id, 0)
 
 
+ACCESS = "sync"  # the subject of a source's problem "its sync was refused access"
+
+
+def _record_access_problem(
+    session: Session, source_id: int, run_id: int, error: str | None
+) -> None:
+    """Open (or update) the source's access problem with ``error``, or resolve it (None)."""
+    held = session.scalars(
+        select(Error).where(
+            Error.source_id == source_id,
+            Error.kind == ErrorKind.CONFIGURATION,
+            Error.subject == ACCESS,
+            Error.resolved_at.is_(None),
+        )
+    ).first()
+    if error is None:
+        if held is not None:
+            held.resolved_at = utcnow()
+    elif held is None:
+        session.add(
+            Error(
+                run_id=run_id,
+                source_id=source_id,
+                kind=ErrorKind.CONFIGURATION,
+                subject=ACCESS,
+                reason=error,
+            )
+        )
+    else:
+        held.reason, held.run_id = error, run_id
+
+
 def _finish(
     factory: sessionmaker[Session],
     run_id: int,
@@ -479,7 +521,11 @@ def _finish(
     *,
     error: str | None,
     retry_at: datetime | None = None,
+    configuration: bool = False,
 ) -> None:
+    """Record the run's end. A failure the operator must fix (``configuration``: a 401 or
+    403, an untrusted certificate) is also an open problem of the source, so the Problems
+    page lists it; the source's next successful run resolves it."""
     result.requests = {
         route: count - before.get(route, 0)
         for route, count in client.request_counts.items()
@@ -518,5 +564,11 @@ def _finish(
             run.requests = {"kukkingu": result.requests}
             if (error is None or partial) and run.source is not None:
                 run.source.last_success_at = run.finished_at
+            if run.source_id is not None and (configuration or error is None or partial):
+                # refused access is a problem until a run gets through (another failure,
+                # a 503 say, says nothing about access)
+                _record_access_problem(
+                    session, run.source_id, run_id, error if configuration else None
+                )
     except Exception:  # the run record must not hide the sync's own error
         log.exception("could not record the end of run %s", run_id)

@@ -912,3 +912,56 @@ def test_a_long_unbroken_description_does_not_push_the_amounts_off_the_screen(
         assert box is not None
         assert box["x"] + box["width"] <= 1280, "an amount column is off the screen"
     page.context.close()
+
+
+# --- problems: failed runs, drift acknowledged, metrics (issue 14 item 5) --------------------
+
+
+def test_the_problems_page_lists_each_failing_sources_last_run(serve: Serve, store: Store) -> None:
+    ids = populate(store)
+    client = serve(store)
+    login(client)
+    page = client.get("/problems").text
+    failed = page.split("<h2>Failed runs</h2>", 1)[1].split("</ul>", 1)[0]
+    assert "acme-jira" in failed
+    assert f'href="/runs/{ids["failed"]}"' in failed
+    assert "Kukkingu answered 503 three times" in failed  # the message itself
+    assert "<strong>gh</strong>" not in failed  # its last run succeeded
+    overview = client.get("/").text
+    assert '<a href="/problems">source acme-jira: its last run failed</a>' in overview
+
+
+def test_a_drift_row_is_acknowledged_with_csrf_and_records_who_and_when(
+    serve: Serve, store: Store
+) -> None:
+    populate(store)
+    client = serve(store)
+    token = login(client)
+    drift_id = client.get("/api/drift", headers=BEARER).json()["drift"][0]["id"]
+    assert (
+        'billsync_open_drift{source="acme-jira"} 1.0' in client.get("/metrics", headers=BEARER).text
+    )
+    forged = client.post(f"/drift/{drift_id}/acknowledge", data={"csrf_token": "forged"})
+    assert forged.status_code == 403
+    done = client.post(f"/drift/{drift_id}/acknowledge", data={"csrf_token": token})
+    assert done.status_code == 303
+    page = client.get("/drift").text
+    assert f"drift row {drift_id} acknowledged" in page  # the flash
+    assert "by token" in page
+    assert 'class="badge failing">open' not in page
+    row = client.get("/api/drift", headers=BEARER).json()["drift"][0]
+    assert row["acknowledged_by"] == "token"
+    assert row["acknowledged_at"].startswith("2026-11-20T12:00")
+    assert "drift row(s)" not in client.get("/").text  # nothing left to attend to
+    metrics = client.get("/metrics", headers=BEARER).text
+    assert "billsync_open_drift" in metrics
+    assert 'billsync_open_drift{source="acme-jira"}' not in metrics
+    assert client.post("/drift/999/acknowledge", data={"csrf_token": token}).status_code == 404
+
+
+def test_metrics_count_open_problems_by_source_and_kind(serve: Serve, store: Store) -> None:
+    populate(store)
+    client = serve(store)
+    metrics = client.get("/metrics", headers=BEARER).text
+    assert 'billsync_open_problems{kind="unmapped",source="acme-jira"} 2.0' in metrics
+    assert 'billsync_open_problems{kind="bad_entry",source="acme-jira"} 1.0' in metrics

@@ -52,7 +52,7 @@ def test_upgrade_head_creates_every_table(db_url: str, engine: Engine) -> None:
     assert current(db_url) is None
     upgrade(db_url)
     assert table_names(engine) == MODEL_TABLES | {"alembic_version"}
-    assert current(db_url) == head() == "0009"
+    assert current(db_url) == head() == "0010"
 
 
 def test_upgrade_twice_is_a_no_op(db_url: str, engine: Engine) -> None:

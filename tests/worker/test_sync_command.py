@@ -19,7 +19,7 @@ from tests.support.redis import RedisServer
 from worker import clients
 from worker.cli import cli
 from worker.locks import HeldLock, source_lock_key
-from worker.store import Entry, Run, upgrade
+from worker.store import Entry, Error, ErrorKind, Run, upgrade
 
 CONFIG = """
 [state]
@@ -167,3 +167,30 @@ def test_inline_sync_takes_the_workers_lock(
     assert done.exit_code == 0, done.output
     assert redis.get(source_lock_key("mem")) is None  # released again
     redis.close()
+
+
+def test_a_refused_token_is_an_open_problem_until_a_run_gets_through(
+    kukkingu: RunningKukkingu, tmp_path: Path, memory_source: InMemorySource
+) -> None:
+    """A 401 is the operator's to fix: besides the failed run, it is an open configuration
+    problem of the source (the dashboard's Problems page lists it), resolved by the next
+    run that gets through. Over HTTP against the Kukkingu sandbox."""
+    path, url = configure(tmp_path, kukkingu.url)
+    refused = CliRunner(env={"KK": "not-the-token", "BILLSYNC_CONFIG": None}).invoke(
+        cli, ["-c", str(path), "sync"]
+    )
+    assert refused.exit_code == 1
+    engine = create_engine(url)
+    problem = select(Error.reason, Error.resolved_at).where(
+        Error.kind == ErrorKind.CONFIGURATION, Error.subject == "sync"
+    )
+    with engine.connect() as conn:
+        (reason, resolved_at), *more = conn.execute(problem).all()
+    assert "401" in reason
+    assert "not-the-token" not in reason
+    assert resolved_at is None
+    assert more == []
+    assert invoke(path).exit_code == 0  # the right token
+    with engine.connect() as conn:
+        assert [r.resolved_at is not None for r in conn.execute(problem)] == [True]
+    engine.dispose()

@@ -532,6 +532,23 @@ def create_app(
             rows = queries.drift(session)
         return render(request, "drift.html", drift=rows)
 
+    @app.post("/drift/{drift_id}/acknowledge")
+    async def acknowledge_drift(request: Request, drift_id: int) -> Response:
+        """The operator has seen a drift row (and corrected the finalized invoice by hand):
+        record who and when. Acknowledging twice keeps the first."""
+        await checked_post(request)
+        who = str(request.state.user)
+        with factory() as session, session.begin():
+            row = queries.acknowledge_drift(session, existing("drift row", drift_id), who, now())
+        if row is None:
+            raise HTTPException(404, f"no drift row {drift_id}")
+        log.info("drift row %d acknowledged by %s", drift_id, who)
+        if csrf.bearer_request(request.headers.get("authorization")):
+            return JSONResponse(queries.jsonable(row))
+        session_of(request)["flash"] = f"drift row {drift_id} acknowledged"
+        back = request.headers.get("referer") or "/drift"
+        return RedirectResponse(back if _local_path(back, request) else "/drift", status_code=303)
+
     # --- the JSON API ---------------------------------------------------------------------
 
     @app.get("/api/overview")

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.dashboard.queries import cursor_lag
+from worker.ledger import open_drift, open_problems
 from worker.store.models import Cursor, Draft, DraftStatus, Error, Line, Run, Source
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -107,7 +108,24 @@ class StoreCollector(Collector):
             .order_by(Draft.invoice_number)
         ):
             draft_lines.add_metric([number], int(count))
-        return [created, adopted, updated, errors, success, lag, runs, draft_lines]
+
+        problems = GaugeMetricFamily(
+            "billsync_open_problems",
+            "Problems not resolved yet, by source and kind (unmapped, bad_entry, "
+            "configuration, api)",
+            labels=["source", "kind"],
+        )
+        for (source_id, problem_kind), count in sorted(open_problems(session).items(), key=str):
+            source = names.get(source_id, "") if source_id is not None else ""
+            problems.add_metric([source, problem_kind], count)
+        drift = GaugeMetricFamily(
+            "billsync_open_drift",
+            "Drift rows (changes to finalized invoices) not acknowledged, by source",
+            labels=["source"],
+        )
+        for source_id, count in sorted(open_drift(session).items()):
+            drift.add_metric([names.get(source_id, str(source_id))], count)
+        return [created, adopted, updated, errors, success, lag, runs, draft_lines, problems, drift]
 
 
 def render(factory: sessionmaker[Session], now: datetime) -> bytes:

@@ -345,9 +345,7 @@ def _attention(
     items = []
     for src in sources:
         if src.status == "failing":
-            items.append(
-                Attention("error", f"source {src.name}: its last run failed", "/runs?status=failed")
-            )
+            items.append(Attention("error", f"source {src.name}: its last run failed", "/problems"))
         if src.config_errors:
             items.append(
                 Attention(
@@ -524,10 +522,14 @@ class Problems:
     unmapped_by_project: dict[str, int]
     bad_entries: list[BadEntry]
     other: list[BadEntry]  # configuration and API errors, still open
+    failed_runs: list[RunRow] = field(default_factory=list)  # each source's, when it failed
 
     @property
     def empty(self) -> bool:
-        return not (self.unmapped or self.bad_entries or self.other)
+        return not (self.unmapped or self.bad_entries or self.other or self.failed_runs)
+
+
+FAILED_STATES = (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.RETRYING)
 
 
 def problems(session: Session) -> Problems:
@@ -594,7 +596,19 @@ def problems(session: Session) -> Problems:
         src = names.get(error.source_id) if error.source_id is not None else None
         return BadEntry(error.id, src, error.subject, error.reason, error.created_at)
 
+    failed_runs = []
+    for source_id in sorted(names, key=lambda i: names[i]):
+        last = session.scalars(
+            select(Run)
+            .where(Run.source_id == source_id)
+            .order_by(Run.started_at.desc(), Run.id.desc())
+            .limit(1)
+        ).first()
+        if last is not None and last.status in FAILED_STATES:
+            failed_runs.append(_run_row(last, names))
+
     return Problems(
+        failed_runs=failed_runs,
         unmapped=unmapped,
         unmapped_by_project=dict(sorted(by_project.items())),
         bad_entries=[bad(e) for e in open_errors if e.kind == ErrorKind.BAD_ENTRY],
@@ -616,6 +630,18 @@ class DriftRow:
     seconds_delta: int
     detected_at: datetime
     acknowledged_at: datetime | None
+    acknowledged_by: str | None = None
+
+
+def acknowledge_drift(session: Session, drift_id: int, who: str, now: datetime) -> DriftRow | None:
+    """Record that ``who`` acknowledged drift row ``drift_id`` (the first time only)."""
+    row = session.get(Drift, drift_id)
+    if row is None:
+        return None
+    if row.acknowledged_at is None:
+        row.acknowledged_at, row.acknowledged_by = now, who[:255]
+        session.flush()
+    return next(d for d in drift(session) if d.id == drift_id)
 
 
 def drift(session: Session) -> list[DriftRow]:
@@ -638,6 +664,7 @@ def drift(session: Session) -> list[DriftRow]:
             seconds_delta=d.seconds_delta,
             detected_at=d.detected_at,
             acknowledged_at=d.acknowledged_at,
+            acknowledged_by=d.acknowledged_by,
         )
         for d, line, draft_, entry in rows
     ]

@@ -510,6 +510,7 @@ class Drift(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     detected_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))  # migration 0010
 
     line: Mapped[Line] = relationship()
     entry: Mapped[Entry | None] = relationship()
