@@ -965,3 +965,68 @@ def test_metrics_count_open_problems_by_source_and_kind(serve: Serve, store: Sto
     metrics = client.get("/metrics", headers=BEARER).text
     assert 'billsync_open_problems{kind="unmapped",source="acme-jira"} 2.0' in metrics
     assert 'billsync_open_problems{kind="bad_entry",source="acme-jira"} 1.0' in metrics
+
+
+# --- runs: paged, by date, refreshed while one is in progress (issue 14 item 6) -------------
+
+
+def test_runs_are_paged_and_filtered_by_day(serve: Serve, store: Store) -> None:
+    ids = populate(store)
+    client = serve(store)
+
+    def runs(query: str) -> tuple[list[int], bool]:
+        data = client.get(f"/api/runs{query}", headers=BEARER).json()
+        return [r["id"] for r in data["runs"]], data["older"]
+
+    assert runs("?limit=1") == ([ids["failed"]], True)
+    assert runs("?limit=1&page=2") == ([ids["ok"]], True)
+    assert runs("?limit=1&page=3") == ([ids["gh_ok"]], False)
+    # days in the dashboard's zone (Helsinki), both ends included
+    assert runs("?from=2026-11-20") == ([ids["failed"], ids["ok"]], False)
+    assert runs("?to=2026-11-19") == ([ids["gh_ok"]], False)
+    assert runs("?from=2026-11-20&to=2026-11-20&source=acme-jira&limit=1") == (
+        [ids["failed"]],
+        True,
+    )
+    wrong = client.get("/api/runs?from=20.11.2026", headers=BEARER)
+    assert wrong.status_code == 400
+    assert "from: '20.11.2026' is not a date (write YYYY-MM-DD)" in wrong.json()["detail"]
+
+    login(client)
+    page = client.get("/runs?limit=1&page=2&source=acme-jira").text
+    assert f'href="/runs/{ids["ok"]}"' in page
+    # newer, keeping the filter and the page size
+    assert 'href="/runs?page=1&amp;source=acme-jira&amp;limit=1"' in page
+    assert "older &rarr;" not in page  # acme-jira has two runs
+    shown = client.get("/runs?from=20.11.2026").text
+    assert "is not a date (write YYYY-MM-DD); ignored" in shown
+    assert f'href="/runs/{ids["gh_ok"]}"' in shown  # the filter was ignored, not guessed
+
+
+def test_pages_refresh_while_a_run_is_in_progress_and_after_sync_now(
+    serve: Serve, store: Store
+) -> None:
+    ids = populate(store)
+    client = serve(store)
+    token = login(client)
+    refresh = '<meta http-equiv="refresh" content="5">'
+    assert refresh not in client.get("/").text  # nothing in progress
+    assert refresh not in client.get(f"/runs/{ids['ok']}").text
+    client.post("/sources/gh/sync", data={"csrf_token": token}, headers={"referer": "/"})
+    assert refresh in client.get("/").text  # just after Sync now
+    with transaction(store.factory) as s:
+        running = Run(
+            source=s.scalars(select(Source).where(Source.name == "gh")).one(),
+            trigger=RunTrigger.ON_DEMAND,
+            status=RunStatus.RUNNING,
+            started_at=NOW,
+        )
+        s.add(running)
+        s.flush()
+        running_id = running.id
+    assert refresh in client.get("/").text  # gh's last run is in progress
+    assert refresh in client.get(f"/runs/{running_id}").text
+    assert refresh in client.get("/runs").text
+    with transaction(store.factory) as s:
+        s.get_one(Run, running_id).status = RunStatus.SUCCEEDED
+    assert refresh not in client.get("/").text  # it ended: the page stays

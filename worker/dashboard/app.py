@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -299,6 +299,8 @@ def create_app(
                     csrf.FIELD, escape(csrf.ensure_token(session))
                 ),
                 "flash": session.pop("flash", None),
+                # a page that asks (a run in progress) or just after "Sync now" / "Retry"
+                "refresh": bool(context.pop("refresh", False) or session.pop("follow", False)),
                 "user": request.state.user,
                 "when": when,
                 "link": link,
@@ -341,7 +343,56 @@ def create_app(
             "source": params.get("source") or None,
             "status": params.get("status") if params.get("status") in RUN_STATUSES else None,
             "trigger": params.get("trigger") if params.get("trigger") in RUN_TRIGGERS else None,
+            "from": params.get("from") or None,
+            "to": params.get("to") or None,
         }
+
+    def run_window(
+        request: Request, filters: dict[str, str | None]
+    ) -> tuple[datetime | None, datetime | None, list[str]]:
+        """The ``from`` and ``to`` days (inclusive, in the page's time zone) as instants,
+        and what was wrong with them."""
+        zone = _zone(request, settings.timezone)
+        bounds: list[datetime | None] = []
+        wrong = []
+        for name, extra in (("from", 0), ("to", 1)):
+            value = filters[name]
+            try:
+                day = date.fromisoformat(value) if value else None
+            except ValueError:
+                wrong.append(f"{name}: {value!r} is not a date (write YYYY-MM-DD); ignored")
+                filters[name] = day = None
+            start = None if day is None else datetime.combine(day, time(), zone)
+            bounds.append(None if start is None else start + timedelta(days=extra))
+        return bounds[0], bounds[1], wrong
+
+    def runs_of(request: Request) -> tuple[list[queries.RunRow], bool, dict[str, Any]]:
+        """The page of runs the query asks for, whether an older page exists, and the
+        filters (with ``page`` and any error) to show."""
+        filters: dict[str, Any] = run_filters(request)
+        since, until, wrong = run_window(request, filters)
+        limit = limit_of(request)
+        try:
+            page = max(1, int(request.query_params.get("page", "1")))
+        except ValueError:
+            page = 1
+        with factory() as session:
+            rows = queries.runs(
+                session,
+                source=filters["source"],
+                status=filters["status"],
+                trigger=filters["trigger"],
+                since=since,
+                until=until,
+                limit=limit + 1,  # one more: is there an older page?
+                offset=(page - 1) * limit,
+            )
+        given = request.query_params.get("limit")  # kept in the pager's links when given
+        return (
+            rows[:limit],
+            len(rows) > limit,
+            {**filters, "page": page, "limit": str(limit) if given else None, "errors": wrong},
+        )
 
     def limit_of(request: Request) -> int:
         try:
@@ -366,6 +417,7 @@ def create_app(
                 if inline_syncs
                 else f"queued: {what}"
             )
+            session_of(request)["follow"] = True  # the next page refreshes until it ends
         back = request.headers.get("referer") or "/"
         return RedirectResponse(back if _local_path(back, request) else "/", status_code=303)
 
@@ -445,20 +497,23 @@ def create_app(
         if (redirect := page_login(request)) is not None:
             return redirect
         data = overview_data(request)
-        return render(request, "overview.html", overview=data, chart=_chart(data.chart))
+        busy = any(s.status in ("running", "queued") for s in data.sources)
+        return render(
+            request, "overview.html", overview=data, chart=_chart(data.chart), refresh=busy
+        )
 
     @app.get("/runs")
     def runs_page(request: Request) -> Response:
         if (redirect := page_login(request)) is not None:
             return redirect
-        filters = run_filters(request)
-        with factory() as session:
-            rows = queries.runs(session, limit=limit_of(request), **filters)
+        rows, older, filters = runs_of(request)
         return render(
             request,
             "runs.html",
             runs=rows,
+            older=older,
             filters=filters,
+            refresh=any(r.status == "running" for r in rows),
             sources=sorted(source_names),
             statuses=RUN_STATUSES,
             triggers=RUN_TRIGGERS,
@@ -472,7 +527,7 @@ def create_app(
             row = queries.run(session, existing("run", run_id))
         if row is None:
             raise HTTPException(404, f"no run {run_id}")
-        return render(request, "run.html", run=row)
+        return render(request, "run.html", run=row, refresh=row.status == "running")
 
     @app.post("/sources/{name}/sync")
     async def sync_now(request: Request, name: str) -> Response:
@@ -559,9 +614,10 @@ def create_app(
     @app.get("/api/runs")
     def api_runs(request: Request) -> Any:
         require_api(request)
-        with factory() as session:
-            rows = queries.runs(session, limit=limit_of(request), **run_filters(request))
-        return {"runs": queries.jsonable(rows)}
+        rows, older, filters = runs_of(request)
+        if filters["errors"]:
+            raise HTTPException(400, "; ".join(filters["errors"]))
+        return {"runs": queries.jsonable(rows), "page": filters["page"], "older": older}
 
     @app.get("/api/runs/{run_id}")
     def api_run(request: Request, run_id: int) -> Any:

@@ -131,11 +131,24 @@ def runs(
     source: str | None = None,
     status: str | None = None,
     trigger: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = RUN_LIMIT,
+    offset: int = 0,
 ) -> list[RunRow]:
-    """The newest runs first, filtered by source name, status and trigger."""
+    """The newest runs first, filtered by source name, status, trigger and start time
+    (``since`` inclusive, ``until`` exclusive); ``limit`` of them after skipping ``offset``."""
     names = _source_names(session)
-    query = select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(max(1, limit))
+    query = (
+        select(Run)
+        .order_by(Run.started_at.desc(), Run.id.desc())
+        .limit(max(1, limit))
+        .offset(max(0, offset))
+    )
+    if since is not None:
+        query = query.where(Run.started_at >= since)
+    if until is not None:
+        query = query.where(Run.started_at < until)
     if source:
         query = query.join(Source, Run.source_id == Source.id).where(Source.name == source)
     if status:
