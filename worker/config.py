@@ -228,6 +228,20 @@ class DashboardConfig(_Strict):
     token_env: EnvName | None = None
     username: str | None = None
     password_env: EnvName | None = None
+    # a draft's page in Kukkingu's web app: {invoice_id} and/or {invoice_number} filled in
+    invoice_url: str | None = None
+
+    @field_validator("invoice_url")
+    @classmethod
+    def _invoice_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        fields = set(re.findall(r"\{([^{}]*)\}", value))
+        if not fields or fields - {"invoice_id", "invoice_number"}:
+            raise ValueError("must contain {invoice_id} or {invoice_number}, and no other {field}")
+        return value
 
 
 class FileConfig(_Strict):

@@ -7,6 +7,7 @@ Screenshots of every page go to test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 BILLSYNC = str(Path(sys.executable).parent / "billsync")
 DASHBOARD_TOKEN = "dashboard-sandbox-token"  # examples/sandbox.env
+INVOICE_URL = "https://kukkingu.example/invoices/{invoice_id}"
 SECRETS = ("dashboard-sandbox-token", "kk-sandbox-token", "jira-sandbox-token", GITHUB_TOKEN)
 
 
@@ -53,7 +55,9 @@ class Stack:
             ('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"'),
             ("sqlite:///billsync-demo.db", f"sqlite:///{tmp / 'state.db'}"),
             ('url = "redis://127.0.0.1:6379/0"', f'url = "{redis_url}"\nlock_ttl_seconds = 5'),
+            ("[dashboard]\n", f'[dashboard]\ninvoice_url = "{INVOICE_URL}"\n'),
         ):
+            assert old in text, old
             text = text.replace(old, new)
         self.config = tmp / "billsync.toml"
         self.config.write_text(text)
@@ -165,6 +169,17 @@ def test_the_operator_journey(browser: Browser, stack: tuple[Stack, RunningSandb
     page.locator("a[href^='/drafts/']").first.click()
     shot(page, "draft")
     no_secrets(page)
+    # names and links (issue 14 item 4): the contract and client by name, from Kukkingu;
+    # the invoice in Kukkingu's app; each line's issue at its source
+    page.goto(url + "/drafts")
+    page.locator("a[href^='/drafts/']", has_text="ctr_demoacmeretainer00000001").first.click()
+    body = page.locator("body")
+    expect(body).to_contain_text("Acme retainer (Acme")
+    expect(page.locator("a", has_text="open in Kukkingu")).to_have_attribute(
+        "href", re.compile(re.escape(INVOICE_URL.split("{", 1)[0]) + r"inv_\w+")
+    )
+    jira_link = page.locator(f"a[href^='{sandbox.jira.url}/browse/ACME-']").first
+    expect(jira_link).to_be_visible()
 
     # a forged POST (no CSRF token), sent with the logged-in cookie, is refused
     forged = context.request.post(url + "/sources/jira-demo/sync", form={"x": "1"})

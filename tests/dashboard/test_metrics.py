@@ -38,6 +38,8 @@ def test_metrics_parse_and_carry_the_store_numbers(serve: Serve, store: Store) -
         "billsync_cursor_lag_seconds": "gauge",
         "billsync_runs": "counter",
         "billsync_draft_lines": "gauge",
+        "billsync_open_problems": "gauge",
+        "billsync_open_drift": "gauge",
     }
     values = samples(response.text)
     assert values[("billsync_lines_created_total", ())] == 5

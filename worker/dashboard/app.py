@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic as time_monotonic
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -42,6 +43,14 @@ from worker.dashboard.auth import (
     LoginThrottle,
     Revoked,
     SessionCodec,
+)
+from worker.dashboard.names import (
+    ContractName,
+    ContractNames,
+    Fetch,
+    entry_link,
+    invoice_link,
+    issue_link,
 )
 from worker.locks import pending_key, running_key
 
@@ -165,6 +174,7 @@ def create_app(
     insecure_no_auth: bool = False,
     session_key: bytes | None = None,
     inline_syncs: bool = False,
+    names: ContractNames | None = None,
 ) -> FastAPI:
     """The dashboard app; raises :class:`~.auth.DashboardAuthError` if it would be open.
 
@@ -180,6 +190,33 @@ def create_app(
     templates.env.filters["ago"] = humanize
     templates.env.filters["count_label"] = count_label
     templates.env.finalize = strip_bidi  # every {{ value }} of every page
+    contract_names = names or ContractNames(_kukkingu_names(settings), clock=time_monotonic)
+    sources = {s.name: (str(s.kind), s.url) for s in settings.file.sources}
+
+    def contract_label(contract_id: str) -> str:
+        """A contract's name and its client's, from Kukkingu; the id while unknown."""
+        found = contract_names.get().get(contract_id)
+        if found is None:
+            return contract_id
+        return f"{found.contract} ({found.client})" if found.client else found.contract
+
+    def issue_url(source: str | None, reference_id: str) -> str | None:
+        kind, url = sources.get(source or "", ("", None))
+        return issue_link(kind, url, reference_id)
+
+    def entry_url(source: str | None, issue: str | None, key: str) -> str | None:
+        kind, url = sources.get(source or "", ("", None))
+        return entry_link(kind, url, issue, key)
+
+    def invoice_url(kukkingu_id: str | None, number: str) -> str | None:
+        return invoice_link(settings.file.dashboard.invoice_url, kukkingu_id, number)
+
+    templates.env.globals.update(
+        contract_label=contract_label,
+        issue_url=issue_url,
+        entry_url=entry_url,
+        invoice_url=invoice_url,
+    )
     throttle = LoginThrottle()
     revoked = Revoked(clock=lambda: now().timestamp())
     app = FastAPI(title="billsync dashboard", docs_url=None, redoc_url=None, openapi_url=None)
@@ -676,6 +713,31 @@ def _next(target: str | None) -> str:
 def _local_path(url: str, request: Request) -> bool:
     base = str(request.base_url)
     return url.startswith(base) or (url.startswith("/") and not url.startswith("//"))
+
+
+def _kukkingu_names(settings: Settings) -> Fetch:
+    """Fetch contract and client names from Kukkingu: one try each, a short timeout (a page
+    waits on it)."""
+
+    def fetch() -> dict[str, ContractName]:
+        from connectors.kukkingu import KukkinguClient
+        from connectors.retry import RetryPolicy
+
+        config = settings.file.kukkingu
+        with KukkinguClient(
+            config.base_url,
+            config.tenant_id,
+            settings.secret(config.token_env),
+            timeout=5.0,
+            verify=config.ca_bundle or True,
+            policy=RetryPolicy(max_attempts=1),
+        ) as client:
+            clients = {c.id: c.name for c in client.list_clients()}
+            return {
+                c.id: ContractName(c.name, clients.get(c.client)) for c in client.list_contracts()
+            }
+
+    return fetch
 
 
 def _chart(days: list[queries.DayBar]) -> dict[str, Any]:

@@ -438,6 +438,9 @@ class LineRow:
     late: bool
     zeroed: bool
     kukkingu_id: str | None
+    source: str | None = None  # the source's name
+    reference_type: str = ""  # JIRA, GITHUB
+    reference_id: str = ""  # ACME-1, owner/repo#3
 
 
 def drafts(session: Session) -> list[DraftRow]:
@@ -486,6 +489,7 @@ def draft(session: Session, draft_id: int) -> tuple[DraftRow, list[LineRow]] | N
     if found is None:
         return None
     lines = session.scalars(select(Line).where(Line.draft_id == draft_id).order_by(Line.position))
+    names = _source_names(session)
     return found, [
         LineRow(
             id=line.id,
@@ -501,6 +505,9 @@ def draft(session: Session, draft_id: int) -> tuple[DraftRow, list[LineRow]] | N
             late=line.late,
             zeroed=line.state == LineState.ZEROED,
             kukkingu_id=line.kukkingu_id,
+            source=names.get(line.source_id),
+            reference_type=line.reference_type,
+            reference_id=line.reference_id,
         )
         for line in lines
     ]
@@ -527,6 +534,8 @@ class BadEntry:
     subject: str
     reason: str
     created_at: datetime
+    author: str | None = None  # who logged the entry (a Jira account id, a GitHub login)
+    issue: str | None = None  # its issue's key, as the source shows it
 
 
 @dataclass(frozen=True)
@@ -605,9 +614,27 @@ def problems(session: Session) -> Problems:
     for found in unmapped:
         by_project[found.project] += found.entries
 
+    bad_keys = [e.subject for e in open_errors if e.kind == ErrorKind.BAD_ENTRY]
+    bad_rows = {
+        entry.key: (entry.author, issue_key)
+        for start in range(0, len(bad_keys), 500)
+        for entry, issue_key in session.execute(
+            select(Entry, SourceIssue.key)
+            .outerjoin(
+                SourceIssue,
+                (SourceIssue.source_id == Entry.source_id)
+                & (SourceIssue.external_id == Entry.external_issue_id),
+            )
+            .where(Entry.key.in_(bad_keys[start : start + 500]))
+        )
+    }
+
     def bad(error: Error) -> BadEntry:
         src = names.get(error.source_id) if error.source_id is not None else None
-        return BadEntry(error.id, src, error.subject, error.reason, error.created_at)
+        author, issue_key = bad_rows.get(error.subject, (None, None))
+        return BadEntry(
+            error.id, src, error.subject, error.reason, error.created_at, author, issue_key
+        )
 
     failed_runs = []
     for source_id in sorted(names, key=lambda i: names[i]):
