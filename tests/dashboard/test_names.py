@@ -14,6 +14,7 @@ from worker.dashboard.names import (
     github_web,
     invoice_link,
     issue_link,
+    line_link,
 )
 
 
@@ -102,3 +103,15 @@ def test_names_are_kept_and_a_silent_kukkingu_is_asked_again_later() -> None:
     now[0] = NAMES_TTL + RETRY_AFTER
     assert names.get()["ctr_1"].contract == "Retainer 2027"
     assert calls == [0.0, NAMES_TTL, NAMES_TTL + RETRY_AFTER]
+
+
+def test_a_line_per_entry_links_to_its_worklog_or_comment() -> None:
+    assert line_link("jira", "https://j.example", "GLX-1") == "https://j.example/browse/GLX-1"
+    assert line_link("jira", "https://j.example", "GLX-1:10143") == (
+        "https://j.example/browse/GLX-1?focusedWorklogId=10143"
+        "&page=com.atlassian.jira.plugin.system.issuetabpanels%3Aworklog-tabpanel#worklog-10143"
+    )
+    assert line_link("github", None, "globex/platform#2:2500000131:1") == (
+        "https://github.com/globex/platform/issues/2#issuecomment-2500000131"
+    )
+    assert line_link("github", None, "acme/api#1") == "https://github.com/acme/api/issues/1"

@@ -51,6 +51,7 @@ from worker.dashboard.names import (
     entry_link,
     invoice_link,
     issue_link,
+    line_link,
 )
 from worker.locks import pending_key, running_key
 
@@ -204,6 +205,10 @@ def create_app(
         kind, url = sources.get(source or "", ("", None))
         return issue_link(kind, url, reference_id)
 
+    def line_url(source: str | None, reference_id: str) -> str | None:
+        kind, url = sources.get(source or "", ("", None))
+        return line_link(kind, url, reference_id)
+
     def entry_url(source: str | None, issue: str | None, key: str) -> str | None:
         kind, url = sources.get(source or "", ("", None))
         return entry_link(kind, url, issue, key)
@@ -214,6 +219,7 @@ def create_app(
     templates.env.globals.update(
         contract_label=contract_label,
         issue_url=issue_url,
+        line_url=line_url,
         entry_url=entry_url,
         invoice_url=invoice_url,
     )

@@ -88,12 +88,26 @@ def entry_link(kind: str, source_url: str | None, issue: str | None, key: str) -
     if page is None or found is None:
         return page
     what, number = found.groups()
-    if kind == "jira" and what == "worklog":
+    expected = {"jira": "worklog", "github": "comment"}.get(kind)
+    return _at(kind, page, number) if what == expected else page
+
+
+def line_link(kind: str, source_url: str | None, reference_id: str) -> str | None:
+    """The web page of a line's reference: its issue (``ACME-1``, ``owner/repo#3``), or
+    with one line per entry (``ACME-1:10143``, ``owner/repo#3:2500000131:1``) the entry's
+    worklog or comment on it."""
+    issue, _, rest = reference_id.partition(":")
+    page = issue_link(kind, source_url, issue)
+    number = rest.split(":", 1)[0]
+    return _at(kind, page, number) if page is not None and number.isdigit() else page
+
+
+def _at(kind: str, page: str, number: str) -> str:
+    """``page`` (an issue's) at worklog or comment ``number``."""
+    if kind == "jira":
         tab = "com.atlassian.jira.plugin.system.issuetabpanels:worklog-tabpanel"
         return f"{page}?focusedWorklogId={number}&page={quote(tab)}#worklog-{number}"
-    if kind == "github" and what == "comment":
-        return f"{page}#issuecomment-{number}"
-    return page
+    return f"{page}#issuecomment-{number}"
 
 
 def invoice_link(template: str | None, invoice_id: str | None, number: str) -> str | None:
