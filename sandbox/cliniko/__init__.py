@@ -8,9 +8,9 @@ the price list of SPEC §11 (see ``docs/sandbox-cliniko.md``).
                   headers={"User-Agent": DEMO_USER_AGENT})
 
 Modules: ``state`` (store, sandbox clock, rate-limit windows), ``rules`` (what a write may
-hold), ``query`` (filters, sort, paging, links), ``render`` (Cliniko's JSON shapes), ``app``
-(routes, auth, rate limit, User-Agent), ``admin`` (``/_sandbox`` control endpoints),
-``seed`` (demo data and credentials).
+hold), ``query`` (filters, sort, paging, links), ``render`` (Cliniko's JSON shapes), ``errors``
+(error answers), ``gate`` (auth, rate limit, User-Agent), ``app`` (routes, faults),
+``admin`` (``/_sandbox`` control endpoints), ``seed`` (demo data and credentials).
 """
 
 from sandbox.cliniko.app import ClinikoApp, create_app

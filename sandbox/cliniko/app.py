@@ -17,10 +17,7 @@ Bad query parameters are 400s whose message names the parameter. See
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from email.utils import format_datetime
@@ -28,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +33,8 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.cliniko.admin import create_cliniko_admin_app
+from sandbox.cliniko.errors import ClinikoError, json_response, too_many
+from sandbox.cliniko.gate import Gate
 from sandbox.cliniko.query import (
     FILTER_FIELDS,
     GET_FILTER_FIELDS,
@@ -51,7 +50,7 @@ from sandbox.cliniko.query import (
 )
 from sandbox.cliniko.render import API_ROOT, api_root, item_json, item_url, list_json
 from sandbox.cliniko.rules import INT64_MAX, Unprocessable, describe, validate_write
-from sandbox.cliniko.seed import DEMO_USER_AGENT, ClinikoSeedInfo, seed_demo
+from sandbox.cliniko.seed import ClinikoSeedInfo, seed_demo
 from sandbox.cliniko.state import BillableItem, ClinikoState
 from sandbox.common.admin import is_admin_path
 from sandbox.common.faults import (
@@ -65,119 +64,8 @@ from sandbox.common.faults import (
 
 Seeder = Callable[[ClinikoState], ClinikoSeedInfo]
 
-JSON_TYPE = "application/json; charset=utf-8"
 LIST_PARAMETERS = ("page", "per_page", "q[]", "sort", "order")
 GET_PARAMETERS = ("q[]",)
-EMAIL = re.compile(r"[^\s()<>@,;:\"\[\]]+@[^\s()<>@,;:\"\[\]]+\.[A-Za-z]{2,}")
-AUTH_HINT = "HTTP Basic with your Cliniko API key as the user name and an empty password"
-USER_AGENT_HINT = (
-    "Cliniko requires a User-Agent with the name of your application and a contact email, "
-    f'e.g. "{DEMO_USER_AGENT}"'
-)
-
-
-class ClinikoError(Exception):
-    """An error answer in the sandbox's Cliniko shape."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        errors: dict[str, list[str]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.errors = status, message, errors
-        self.headers = headers or {}
-
-    def response(self) -> Response:
-        body: dict[str, Any] = {"message": self.message}
-        if self.errors is not None:
-            body["errors"] = self.errors
-        return json_response(body, self.status, self.headers)
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(content, status, headers, media_type=JSON_TYPE)
-
-
-def too_many(limit: int, retry_after: int) -> ClinikoError:
-    return ClinikoError(
-        429,
-        f"Too many requests: the limit is {limit} requests per minute per API key; "
-        f"retry after {retry_after} seconds",
-        headers={"retry-after": str(retry_after)},
-    )
-
-
-# -- who is calling ---------------------------------------------------------------------------
-
-
-def basic_user(header: str) -> str | None:
-    """The user name of an ``Authorization: Basic`` header whose password is empty, else
-    None (another scheme, bad base64, a password)."""
-    scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, _, password = decoded.partition(":")
-    return user if user and not password else None
-
-
-def names_app_and_email(user_agent: str | None) -> bool:
-    """``billsync (billing@example.com)``: a contact email and, beside it, an app name."""
-    if user_agent is None:
-        return False
-    email = EMAIL.search(user_agent)
-    if email is None:
-        return False
-    rest = user_agent[: email.start()] + user_agent[email.end() :]
-    return any(character.isalnum() for character in rest)
-
-
-class Gate:
-    """ASGI wrapper in front of the API routes: auth (401), rate limit (429), User-Agent
-    (403). A key is charged for every request it authenticates that the limit admits."""
-
-    def __init__(self, app: ASGIApp, state: ClinikoState) -> None:
-        self.app = app
-        self.state = state
-
-    def refusal(self, headers: Headers) -> ClinikoError | None:
-        header = headers.get("authorization")
-        if header is None:
-            return ClinikoError(
-                401,
-                f"Authentication required: {AUTH_HINT}",
-                headers={"www-authenticate": 'Basic realm="Cliniko API"'},
-            )
-        user = basic_user(header)
-        key = self.state.authenticate(user) if user is not None else None
-        if key is None:
-            return ClinikoError(
-                401,
-                f"Invalid API key: {AUTH_HINT}",
-                headers={"www-authenticate": 'Basic realm="Cliniko API"'},
-            )
-        retry_after = self.state.admit(key)
-        if retry_after is not None:
-            return too_many(self.state.limit, retry_after)
-        if not names_app_and_email(headers.get("user-agent")):
-            return ClinikoError(403, USER_AGENT_HINT)
-        return None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refusal = self.refusal(Headers(scope=scope))
-            if refusal is not None:
-                await refusal.response()(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 # -- requests ---------------------------------------------------------------------------------
