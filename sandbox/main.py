@@ -1,7 +1,8 @@
 """Start the sandbox services together, as ``billsync sandbox`` and the demo do.
 
 Each service listens on its own fixed, documented default port on 127.0.0.1 so that
-``examples/sandbox.toml`` works without edits (Kukkingu 8730, Jira 8731, GitHub 8732);
+``examples/sandbox.toml`` works without edits (Kukkingu 8730, Jira 8731, GitHub 8732,
+Cliniko 8733);
 ``--info FILE``
 writes what a script needs (base URLs, credentials, tenant and contract ids) as JSON.
 """
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.defaults import DEFAULT_HOST, GITHUB_PORT, JIRA_PORT, KUKKINGU_PORT
+from sandbox.cliniko.app import ClinikoApp
+from sandbox.cliniko.app import create_app as create_cliniko_app
+from sandbox.cliniko.state import ClinikoState
+from sandbox.defaults import CLINIKO_PORT, DEFAULT_HOST, GITHUB_PORT, JIRA_PORT, KUKKINGU_PORT
 from sandbox.github.app import GitHubApp
 from sandbox.github.app import Seeder as GitHubSeeder
 from sandbox.github.app import create_app as create_github_app
@@ -53,6 +57,8 @@ class RunningSandbox:
     jira: ServerThread
     github_app: GitHubApp
     github: ServerThread
+    cliniko_app: ClinikoApp
+    cliniko: ServerThread
     extra: dict[str, Any] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
@@ -73,6 +79,11 @@ class RunningSandbox:
                 "baseUrl": self.github.url,
                 "adminUrl": f"{self.github.url}/_sandbox",
                 **self.github_app.info_json(),
+            },
+            "cliniko": {
+                "baseUrl": f"{self.cliniko.url}/v1",
+                "adminUrl": f"{self.cliniko.url}/_sandbox",
+                **self.cliniko_app.info_json(),
             },
             **self.extra,
         }
@@ -95,6 +106,7 @@ def start_sandbox(
     kukkingu_port: int = KUKKINGU_PORT,
     jira_port: int = JIRA_PORT,
     github_port: int = GITHUB_PORT,
+    cliniko_port: int = CLINIKO_PORT,
     seed: int = 0,
     jira_data: JiraSeeder = seed_jira_demo,
     github_data: GitHubSeeder = seed_github_demo,
@@ -109,7 +121,11 @@ def start_sandbox(
         jira = _serve(stack, jira_app, "jira", host, jira_port)
         github_app = create_github_app(GitHubState(), seed=github_data)
         github = _serve(stack, github_app, "github", host, github_port, date_header=False)
-        yield RunningSandbox(kukkingu_app, kukkingu, jira_app, jira, github_app, github)
+        cliniko_app = create_cliniko_app(ClinikoState())
+        cliniko = _serve(stack, cliniko_app, "cliniko", host, cliniko_port, date_header=False)
+        yield RunningSandbox(
+            kukkingu_app, kukkingu, jira_app, jira, github_app, github, cliniko_app, cliniko
+        )
 
 
 def write_info(path: Path, info: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from redis import Redis
 
 from tests.support.browser import ARGS, CHROMIUM
 from tests.support.browser import INSTALL_HINT as BROWSER_HINT
+from tests.support.cliniko import CLINIKO_NOW, RunningCliniko, running_cliniko
 from tests.support.github import GITHUB_NOW, RunningGitHub, running_github
 from tests.support.jira import JIRA_NOW, RunningJira, running_jira
 from tests.support.kukkingu import RunningKukkingu, running_kukkingu
@@ -122,6 +123,21 @@ def github(github_module: RunningGitHub) -> RunningGitHub:
     """The module's GitHub sandbox, reset to its freshly seeded state (clock at GITHUB_NOW)."""
     github_module.reset()
     return github_module
+
+
+@pytest.fixture(scope="module")
+def cliniko_module() -> Iterator[RunningCliniko]:
+    """One Cliniko sandbox per test module, its clock frozen at CLINIKO_NOW (demo items
+    before it)."""
+    with running_cliniko(now=CLINIKO_NOW) as running:
+        yield running
+
+
+@pytest.fixture
+def cliniko(cliniko_module: RunningCliniko) -> RunningCliniko:
+    """The module's Cliniko sandbox, reset to its freshly seeded state (clock at CLINIKO_NOW)."""
+    cliniko_module.reset()
+    return cliniko_module
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import click
 
-from sandbox.defaults import DEFAULT_HOST, GITHUB_PORT, JIRA_PORT, KUKKINGU_PORT
+from sandbox.defaults import CLINIKO_PORT, DEFAULT_HOST, GITHUB_PORT, JIRA_PORT, KUKKINGU_PORT
 from worker import __version__
 from worker.config import ConfigError, Settings, load_config
 from worker.logs import configure_logging
@@ -433,6 +433,9 @@ def _wait_for_signal() -> None:
 )
 @click.option("--jira-port", default=JIRA_PORT, show_default=True, help="0 picks a free port.")
 @click.option("--github-port", default=GITHUB_PORT, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--cliniko-port", default=CLINIKO_PORT, show_default=True, help="0 picks a free port."
+)
 @click.option("--seed", default=0, show_default=True, help="Seed for generated ids.")
 @click.option(
     "--info",
@@ -445,10 +448,12 @@ def sandbox_command(
     kukkingu_port: int,
     jira_port: int,
     github_port: int,
+    cliniko_port: int,
     seed: int,
     info_path: Path | None,
 ) -> None:
-    """Serve the sandbox APIs (Kukkingu, Jira, GitHub) with demo data until interrupted."""
+    """Serve the sandbox APIs (Kukkingu, Jira, GitHub, Cliniko) with demo data until
+    interrupted."""
     from sandbox.main import SandboxStartError, start_sandbox, write_info
 
     try:
@@ -457,6 +462,7 @@ def sandbox_command(
             kukkingu_port=kukkingu_port,
             jira_port=jira_port,
             github_port=github_port,
+            cliniko_port=cliniko_port,
             seed=seed,
         ) as running:
             info = running.info()

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -46,6 +47,8 @@ def test_sandbox_writes_info_serves_the_api_and_stops_on_sigterm(tmp_path: Path)
             "0",
             "--github-port",
             "0",
+            "--cliniko-port",
+            "0",
             "--info",
             str(info_path),
         ],
@@ -62,6 +65,17 @@ def test_sandbox_writes_info_serves_the_api_and_stops_on_sigterm(tmp_path: Path)
         assert (jira["email"], jira["apiToken"]) == ("demo@billsync.test", "jira-sandbox-token")
         with KukkinguClient(info["baseUrl"], info["tenantId"], SecretStr(info["token"])) as kk:
             assert {c.name for c in kk.list_contracts()} == {"Acme retainer", "Globex support"}
+        cliniko = json.loads(info_path.read_text())["cliniko"]
+        assert cliniko["baseUrl"].endswith("/v1")
+        assert cliniko["apiKey"] == "cliniko-sandbox-key-au1"
+        prices = httpx.get(
+            f"{cliniko['baseUrl']}/billable_items",
+            auth=(cliniko["apiKey"], ""),
+            headers={"User-Agent": cliniko["userAgent"]},
+            timeout=10,
+        )
+        assert prices.status_code == 200, prices.text
+        assert "CONSULT-60" in {item["item_code"] for item in prices.json()["billable_items"]}
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=20)
@@ -83,6 +97,8 @@ def test_sandbox_on_a_taken_port_says_so(tmp_path: Path) -> None:
                 "--jira-port",
                 "0",
                 "--github-port",
+                "0",
+                "--cliniko-port",
                 "0",
             ],
             capture_output=True,
