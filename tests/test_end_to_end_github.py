@@ -39,7 +39,7 @@ def this_month(sandbox: RunningSandbox) -> str:
 
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
-    with start_sandbox(kukkingu_port=0, jira_port=0, github_port=0) as running:
+    with start_sandbox(kukkingu_port=0, jira_port=0, github_port=0, cliniko_port=0) as running:
         yield running
 
 

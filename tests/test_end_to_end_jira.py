@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def sandbox() -> Iterator[RunningSandbox]:
-    with start_sandbox(kukkingu_port=0, jira_port=0) as running:
+    with start_sandbox(kukkingu_port=0, jira_port=0, github_port=0, cliniko_port=0) as running:
         yield running
 
 
@@ -32,6 +32,7 @@ def config_for(tmp_path: Path, running: RunningSandbox) -> Path:
     text = (ROOT / "examples" / "sandbox.toml").read_text()
     text = text.replace("http://127.0.0.1:8730", running.kukkingu.url)
     text = text.replace("http://127.0.0.1:8731", running.jira.url)
+    text = text.replace("http://127.0.0.1:8732", running.github.url)  # on a free port too
     text = text.replace('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"')
     text = text.replace("sqlite:///billsync-demo.db", f"sqlite:///{tmp_path / 'state.db'}")
     path = tmp_path / "billsync.toml"

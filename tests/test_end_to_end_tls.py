@@ -46,7 +46,7 @@ def no_ca_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 def https(tmp_path: Path) -> Iterator[HttpsSandbox]:
     files = make_tls_files(tmp_path / "tls")  # tls/ca.pem beside the config
     with (
-        start_sandbox(kukkingu_port=0, jira_port=0, github_port=0) as apps,
+        start_sandbox(kukkingu_port=0, jira_port=0, github_port=0, cliniko_port=0) as apps,
         serve_tls(apps.kukkingu_app, files) as kukkingu,
         serve_tls(apps.jira_app, files) as jira,
         serve_tls(apps.github_app, files, date_header=False) as github,

@@ -416,6 +416,7 @@ def run_bench(
         kukkingu_port=0,
         jira_port=0,
         github_port=0,
+        cliniko_port=0,
         jira_data=jira_data,
         github_data=github_data,
     ) as sandbox:

@@ -468,14 +468,14 @@ def sandbox_command(
             info = running.info()
             if info_path is not None:
                 write_info(info_path, info)
-            _print_sandbox(info, info_path)
+            _print_sandbox(info, info_path, cliniko=True)
             click.echo("Serving; press Ctrl-C to stop.")
             _wait_for_signal()
     except SandboxStartError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _print_sandbox(info: dict[str, Any], info_path: Path | None) -> None:
+def _print_sandbox(info: dict[str, Any], info_path: Path | None, *, cliniko: bool = False) -> None:
     kk = info["kukkingu"]
     click.echo(f"Kukkingu sandbox  {kk['baseUrl']}")
     click.echo(f"  token           {kk['token']}   (public sandbox value)")
@@ -493,6 +493,13 @@ def _print_sandbox(info: dict[str, Any], info_path: Path | None) -> None:
     click.echo(f"  token           {github['token']}   (public sandbox value)")
     click.echo(f"  repos           {', '.join(sorted(github['repos']))}")
     click.echo(f"  admin           {github['adminUrl']}/comments | /issues | /budget | /faults")
+    if cliniko:  # the demo does not use it yet
+        price_list = info["cliniko"]
+        click.echo(f"Cliniko sandbox   {price_list['baseUrl']}")
+        click.echo(f"  api key         {price_list['apiKey']}   (public sandbox value)")
+        click.echo(f"  user agent      {price_list['userAgent']}")
+        click.echo(f"  items           {', '.join(sorted(price_list['items']))}")
+        click.echo(f"  admin           {price_list['adminUrl']}/billable_items | /faults")
     if info_path is not None:
         click.echo(f"Info written to {info_path}")
 
@@ -530,7 +537,10 @@ def demo_command(state: _State, wait: bool) -> None:
         where[source.kind] = f"the url of source {source.name}"
     try:
         with start_sandbox(
-            kukkingu_port=kukkingu_port, jira_port=ports["jira"], github_port=ports["github"]
+            kukkingu_port=kukkingu_port,
+            jira_port=ports["jira"],
+            github_port=ports["github"],
+            cliniko_port=0,  # no rule of the demo takes its rate from Cliniko yet
         ) as running:
             _print_sandbox(running.info(), None)
             earlier = _fresh_demo_store(settings.state_url)

@@ -86,7 +86,7 @@ def stack(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[Stack, Ru
     if redis_server.process is None:
         redis_server.start()
     redis_server.flush()
-    with start_sandbox(kukkingu_port=0, jira_port=0, github_port=0) as sandbox:
+    with start_sandbox(kukkingu_port=0, jira_port=0, github_port=0, cliniko_port=0) as sandbox:
         built = Stack(tmp_path, sandbox, redis_server.url)
         configure(built.settings)  # the dashboard's enqueue goes to this Redis
         built.sync("jira-demo")

@@ -56,6 +56,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from connectors.kukkingu import KukkinguClient
+from sandbox.cliniko.app import create_app as create_cliniko_app
+from sandbox.cliniko.state import ClinikoState
 from sandbox.common.faults import FaultKind, FaultMatch, FaultSpec
 from sandbox.github.app import create_app as create_github_app
 from sandbox.github.dataset import generate as generate_github
@@ -153,7 +155,11 @@ class Workload:
             )
             github_app = create_github_app(GitHubState(now=ANCHOR), seed=github_data)
             github = stack.enter_context(ServerThread(github_app, date_header=False))
-            yield RunningSandbox(kukkingu_app, kukkingu, jira_app, jira, github_app, github)
+            cliniko_app = create_cliniko_app(ClinikoState())  # unused by these rules
+            cliniko = stack.enter_context(ServerThread(cliniko_app, date_header=False))
+            yield RunningSandbox(
+                kukkingu_app, kukkingu, jira_app, jira, github_app, github, cliniko_app, cliniko
+            )
 
     def change(self, sandbox: RunningSandbox, round_: int) -> None:
         """Round ``round_``'s edits, deletions and new work, through the admin API; then the

@@ -23,7 +23,7 @@ STAGES = ("pages read", "entries read", "planning (parts)", "lines to write", "c
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    with start_sandbox(kukkingu_port=0, jira_port=0, github_port=0) as sandbox:
+    with start_sandbox(kukkingu_port=0, jira_port=0, github_port=0, cliniko_port=0) as sandbox:
         yield _service(tmp_path, sandbox)
 
 
