@@ -180,3 +180,34 @@ def test_alembic_command_line_without_a_url_says_so(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "BILLSYNC_STATE_URL" in result.stderr
+
+
+def test_the_revision_checks_without_alembic_agree_with_alembic(
+    db_url: str, engine: Engine
+) -> None:
+    """A sync asks ``current`` and ``head`` without importing Alembic; both must say what
+    Alembic says, at every revision (and ``head`` must not miss a misnamed file)."""
+    from alembic.script import ScriptDirectory
+
+    from worker.store.migrate import alembic_config
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert head() == scripts.get_current_head()
+    assert len(list(scripts.walk_revisions())) == int(head())  # 0001 ... head, none skipped
+
+    def alembic_current() -> str | None:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    assert current(db_url) is None
+    for revision in ("0001", "0005", head()):
+        upgrade(db_url, revision)
+        assert current(db_url) == alembic_current() == revision
+
+
+def test_a_sync_does_not_import_alembic() -> None:
+    code = "import sys, worker.store, worker.sync; print('alembic' in sys.modules)"
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    assert shown.stdout.strip() == "False"
