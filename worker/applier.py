@@ -373,24 +373,24 @@ class Applier:
         self._create_lines()
         self._update_lines()
 
-    def _line_totals(self, session: Session) -> dict[int, int]:
+    def _line_totals(self, session: Session, *drafts: Any) -> dict[int, int]:
+        """The sum of the lines of each draft that ``drafts`` (conditions on ``Draft``)
+        select: only those, not every draft a ledger ever had (finalized ones pile up)."""
         return {
             draft_id: int(total)
             for draft_id, total in session.execute(
                 select(Line.draft_id, func.coalesce(func.sum(Line.amount_minor), 0))
-                .where(Line.rejected.is_(None))  # a refused line is not on the invoice
+                .join(Draft, Draft.id == Line.draft_id)
+                .where(Line.rejected.is_(None), *drafts)  # a refused line is not on it
                 .group_by(Line.draft_id)
             )
         }
 
     def create_drafts(self) -> None:
         with self.factory() as session:
-            totals = self._line_totals(session)
-            todo = session.scalars(
-                select(Draft)
-                .where(Draft.kukkingu_id.is_(None), Draft.status == DraftStatus.DRAFT)
-                .order_by(Draft.id)
-            ).all()
+            new = (Draft.kukkingu_id.is_(None), Draft.status == DraftStatus.DRAFT)
+            totals = self._line_totals(session, *new)
+            todo = session.scalars(select(Draft).where(*new).order_by(Draft.id)).all()
             bodies = [
                 (
                     d.id,
@@ -642,12 +642,9 @@ class Applier:
     def update_drafts(self) -> None:
         """Keep each open draft's ``amountMinor`` equal to the sum of its lines."""
         with self.factory() as session:
-            totals = self._line_totals(session)
-            drafts = session.scalars(
-                select(Draft)
-                .where(Draft.status == DraftStatus.DRAFT, Draft.kukkingu_id.is_not(None))
-                .order_by(Draft.id)
-            ).all()
+            written = (Draft.status == DraftStatus.DRAFT, Draft.kukkingu_id.is_not(None))
+            totals = self._line_totals(session, *written)
+            drafts = session.scalars(select(Draft).where(*written).order_by(Draft.id)).all()
             todo = [
                 (d.id, str(d.kukkingu_id), totals.get(d.id, 0))
                 for d in drafts
