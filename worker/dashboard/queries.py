@@ -158,6 +158,17 @@ def runs(
     return [_run_row(run, names) for run in session.scalars(query)]
 
 
+def last_run(session: Session, source_id: int, names: dict[int, str]) -> RunRow | None:
+    """The newest run of a source (what the overview and the Problems page show)."""
+    newest = session.scalars(
+        select(Run)
+        .where(Run.source_id == source_id)
+        .order_by(Run.started_at.desc(), Run.id.desc())
+        .limit(1)
+    ).first()
+    return None if newest is None else _run_row(newest, names)
+
+
 def run(session: Session, run_id: int) -> RunRow | None:
     row = session.get(Run, run_id)
     return None if row is None else _run_row(row, _source_names(session))
@@ -311,13 +322,7 @@ def overview(
         last: RunRow | None = None
         cursor: Cursor | None = None
         if row is not None:
-            last_run = session.scalars(
-                select(Run)
-                .where(Run.source_id == row.id)
-                .order_by(Run.started_at.desc(), Run.id.desc())
-                .limit(1)
-            ).first()
-            last = None if last_run is None else _run_row(last_run, names)
+            last = last_run(session, row.id, names)
             cursor = _position(
                 session.scalars(select(Cursor).where(Cursor.source_id == row.id)).all()
             )
@@ -636,16 +641,12 @@ def problems(session: Session) -> Problems:
             error.id, src, error.subject, error.reason, error.created_at, author, issue_key
         )
 
-    failed_runs = []
-    for source_id in sorted(names, key=lambda i: names[i]):
-        last = session.scalars(
-            select(Run)
-            .where(Run.source_id == source_id)
-            .order_by(Run.started_at.desc(), Run.id.desc())
-            .limit(1)
-        ).first()
-        if last is not None and last.status in FAILED_STATES:
-            failed_runs.append(_run_row(last, names))
+    failed_runs = [
+        last
+        for source_id in sorted(names, key=lambda i: names[i])
+        if (last := last_run(session, source_id, names)) is not None
+        and last.status in FAILED_STATES
+    ]
 
     return Problems(
         failed_runs=failed_runs,
@@ -681,17 +682,19 @@ def acknowledge_drift(session: Session, drift_id: int, who: str, now: datetime) 
     if row.acknowledged_at is None:
         row.acknowledged_at, row.acknowledged_by = now, who[:255]
         session.flush()
-    return next(d for d in drift(session) if d.id == drift_id)
+    return drift(session, drift_id=drift_id)[0]
 
 
-def drift(session: Session) -> list[DriftRow]:
-    rows = session.execute(
+def drift(session: Session, *, drift_id: int | None = None) -> list[DriftRow]:
+    """Every drift row, unacknowledged first; or the one ``drift_id``."""
+    query = (
         select(Drift, Line, Draft, Entry)
         .join(Line, Drift.line_id == Line.id)
         .join(Draft, Line.draft_id == Draft.id)
         .outerjoin(Entry, Drift.entry_id == Entry.id)
         .order_by(Drift.acknowledged_at.is_not(None), Drift.detected_at.desc(), Drift.id.desc())
     )
+    rows = session.execute(query if drift_id is None else query.where(Drift.id == drift_id))
     return [
         DriftRow(
             id=d.id,
