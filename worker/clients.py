@@ -20,8 +20,11 @@ if TYPE_CHECKING:  # each connector is imported when a source of its kind is bui
     from connectors.kukkingu import KukkinguClient
 
 
-def kukkingu_client(settings: Settings) -> KukkinguClient:
-    """The Kukkingu client for the configured tenant, with the configured retry policy."""
+def kukkingu_client(
+    settings: Settings, *, attempts: int | None = None, timeout: float | None = None
+) -> KukkinguClient:
+    """The Kukkingu client for the configured tenant, with the configured retry policy
+    (``attempts`` and ``timeout`` override it: a page waiting on a read asks once)."""
     from connectors.kukkingu import KukkinguClient
     from connectors.retry import RetryPolicy
 
@@ -30,10 +33,11 @@ def kukkingu_client(settings: Settings) -> KukkinguClient:
         config.base_url,
         config.tenant_id,
         settings.secret(config.token_env),
-        timeout=config.timeout_seconds,
+        timeout=config.timeout_seconds if timeout is None else timeout,
         verify=config.ca_bundle or True,
         policy=RetryPolicy(
-            max_attempts=config.max_attempts, max_wait=config.max_retry_wait_seconds
+            max_attempts=config.max_attempts if attempts is None else attempts,
+            max_wait=config.max_retry_wait_seconds,
         ),
     )
 

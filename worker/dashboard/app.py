@@ -726,18 +726,9 @@ def _kukkingu_names(settings: Settings) -> Fetch:
     waits on it)."""
 
     def fetch() -> dict[str, ContractName]:
-        from connectors.kukkingu import KukkinguClient
-        from connectors.retry import RetryPolicy
+        from worker.clients import kukkingu_client
 
-        config = settings.file.kukkingu
-        with KukkinguClient(
-            config.base_url,
-            config.tenant_id,
-            settings.secret(config.token_env),
-            timeout=5.0,
-            verify=config.ca_bundle or True,
-            policy=RetryPolicy(max_attempts=1),
-        ) as client:
+        with kukkingu_client(settings, attempts=1, timeout=5.0) as client:
             clients = {c.id: c.name for c in client.list_clients()}
             return {
                 c.id: ContractName(c.name, clients.get(c.client)) for c in client.list_contracts()
