@@ -8,10 +8,10 @@ problem found, each with its key path (``rules[0].rounding.mode: ...``).
 Secrets never live in the file: a key ending in ``_env`` names the environment variable that
 holds the value. Resolved secrets are ``SecretStr`` and print as ``**********``.
 
-A ``ca_bundle`` (on ``[kukkingu]`` and on each source) is a PEM file of CAs that service's
-client trusts instead of the default store. A relative path is relative to the config file;
-:class:`Settings` holds the resolved path. A missing, unreadable or certificate-less file is a
-problem like any other, reported in the same pass.
+A ``ca_bundle`` (on ``[kukkingu]``, ``[cliniko]`` and on each source) is a PEM file of CAs
+that service's client trusts instead of the default store. A relative path is relative to the
+config file; :class:`Settings` holds the resolved path. A missing, unreadable or
+certificate-less file is a problem like any other, reported in the same pass.
 
 The key-by-key reference is the README's Configuration section;
 ``examples/production.toml`` shows every key with a comment.
@@ -154,6 +154,29 @@ def _crontab(value: str) -> str:
 
 Crontab = Annotated[str, Field(min_length=1)]
 
+# An email address somewhere in Cliniko's User-Agent ("App name (someone@example.com)").
+CONTACT_EMAIL = re.compile(r"[^\s@<>()]+@[^\s@<>()]+\.[^\s@<>()]+")
+
+
+class ClinikoConfig(_Strict):
+    """The Cliniko account whose billable items price rules (``rate_item``, SPEC §11)."""
+
+    base_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    api_key_env: EnvName
+    user_agent: Annotated[str, Field(min_length=1, max_length=255)]
+    ca_bundle: CaBundle | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    @field_validator("user_agent")
+    @classmethod
+    def _contact(cls, value: str) -> str:
+        if not CONTACT_EMAIL.search(value):
+            raise ValueError(
+                "Cliniko requires an app name and a contact email in the User-Agent, "
+                "e.g. 'billsync (billing@example.com)'"
+            )
+        return value
+
 
 class _SourceBase(_Strict):
     name: Annotated[str, Field(pattern=SOURCE_NAME)]
@@ -190,6 +213,11 @@ class RoundingConfig(_Strict):
     scope: Literal["entry", "line"] = "entry"
 
 
+MAX_ITEM_CODE = 100  # Cliniko's item_code limit
+MAX_RATE_MINOR = 9007199254740991  # 2^53 - 1: exact in every JSON reader
+ItemCode = Annotated[str, Field(min_length=1, max_length=MAX_ITEM_CODE)]
+
+
 class RuleConfig(_Strict):
     """One contract rule: which work it takes and how that work is priced."""
 
@@ -201,10 +229,11 @@ class RuleConfig(_Strict):
     contract_id: Annotated[str, Field(pattern=CONTRACT_ID)]
     currency: str
     exchange_rate: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] = Decimal(1)
-    hourly_rate_minor: Annotated[int, Field(strict=True, ge=0, le=9007199254740991)]
-    person_rates: dict[
-        Annotated[str, Field(min_length=1)], Annotated[int, Field(strict=True, ge=0)]
-    ] = {}
+    # exactly one of the two: a rate in minor units, or a Cliniko billable item's code
+    hourly_rate_minor: Annotated[int, Field(strict=True, ge=0, le=MAX_RATE_MINOR)] | None = None
+    rate_item: ItemCode | None = None
+    # per person: a rate in minor units or an item code (checked by _person_rates)
+    person_rates: dict[Annotated[str, Field(min_length=1)], int | str] = {}
     rounding: RoundingConfig = RoundingConfig()
     grouping: Literal["issue", "entry"] = "issue"
     period: Literal["monthly", "weekly", "none"] = "monthly"
@@ -218,6 +247,31 @@ class RuleConfig(_Strict):
         if value not in ISO_4217:
             raise ValueError(f"{value!r} is not an active ISO 4217 currency code (e.g. EUR)")
         return value
+
+    @field_validator("person_rates", mode="before")
+    @classmethod
+    def _person_rates(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value  # the model's own error
+        wrong = [
+            f"{person!r}: {rate!r}"
+            for person, rate in value.items()
+            if not (
+                (type(rate) is int and 0 <= rate <= MAX_RATE_MINOR)
+                or (isinstance(rate, str) and 1 <= len(rate) <= MAX_ITEM_CODE)
+            )
+        ]
+        if wrong:
+            raise ValueError(
+                "each rate must be an amount in minor units (an integer from 0) or a price "
+                f"list item code (1-{MAX_ITEM_CODE} characters); not {', '.join(wrong)}"
+            )
+        return value
+
+    def item_codes(self) -> list[str]:
+        """The price list items the rule's rates come from (none: every rate is a number)."""
+        codes = [self.rate_item] if self.rate_item is not None else []
+        return codes + [rate for rate in self.person_rates.values() if isinstance(rate, str)]
 
 
 class DashboardConfig(_Strict):
@@ -254,6 +308,7 @@ class FileConfig(_Strict):
     kukkingu: KukkinguConfig
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
+    cliniko: ClinikoConfig | None = None
     dashboard: DashboardConfig = DashboardConfig()
 
 
@@ -339,7 +394,9 @@ def _validation_problems(exc: ValidationError) -> list[Problem]:
     return problems
 
 
-INLINE_SECRETS = frozenset({"token", "password", "email"})  # each is named by a `<key>_env`
+INLINE_SECRETS = frozenset(
+    {"token", "password", "email", "api_key"}
+)  # each is named by a `<key>_env`
 
 
 def _raw_rule_problems(data: Mapping[str, Any]) -> list[Problem]:
@@ -378,6 +435,26 @@ def _template_problems(index: int, rule: RuleConfig, rules: Sequence[RuleConfig]
         for name in sorted(required - names)
     ]
     return problems
+
+
+def _rate_problems(index: int, rule: RuleConfig, config: FileConfig) -> list[Problem]:
+    where = f"rules[{index}]"
+    if rule.hourly_rate_minor is None and rule.rate_item is None:
+        return [Problem(where, "give the rule's rate: `hourly_rate_minor` or `rate_item`")]
+    if rule.hourly_rate_minor is not None and rule.rate_item is not None:
+        return [
+            Problem(
+                where, "give `hourly_rate_minor` or `rate_item`, not both (which rate applies?)"
+            )
+        ]
+    if rule.item_codes() and config.cliniko is None:
+        return [
+            Problem(
+                where,
+                "takes a rate from a price list item: configure the [cliniko] section",
+            )
+        ]
+    return []
 
 
 def _semantic_problems(config: FileConfig) -> list[Problem]:
@@ -428,6 +505,7 @@ def _semantic_problems(config: FileConfig) -> list[Problem]:
                 )
             if not rule.repos:
                 problems.append(Problem(f"{where}.repos", "a GitHub rule needs at least one repo"))
+        problems += _rate_problems(index, rule, config)
         problems += _template_problems(index, rule, config.rules)
     broker = config.broker
     if broker.visibility_timeout_seconds <= broker.task_time_limit_seconds:
@@ -477,9 +555,10 @@ def _ca_bundles(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every (key path, value) ``ca_bundle`` in the raw TOML data that is a non-empty string
     (anything else is the model's to report)."""
     found = []
-    kukkingu = data.get("kukkingu")
-    if isinstance(kukkingu, dict):
-        found.append(("kukkingu.ca_bundle", kukkingu.get("ca_bundle")))
+    for section in ("kukkingu", "cliniko"):
+        table = data.get(section)
+        if isinstance(table, dict):
+            found.append((f"{section}.ca_bundle", table.get("ca_bundle")))
     sources = data.get("sources")
     if isinstance(sources, list):
         found += [
@@ -510,7 +589,10 @@ def _with_resolved_ca_bundles(config: FileConfig, base_dir: Path | None) -> File
 
     kukkingu = config.kukkingu.model_copy(update={"ca_bundle": resolved(config.kukkingu.ca_bundle)})
     sources = [s.model_copy(update={"ca_bundle": resolved(s.ca_bundle)}) for s in config.sources]
-    return config.model_copy(update={"kukkingu": kukkingu, "sources": sources})
+    cliniko = config.cliniko
+    if cliniko is not None:
+        cliniko = cliniko.model_copy(update={"ca_bundle": resolved(cliniko.ca_bundle)})
+    return config.model_copy(update={"kukkingu": kukkingu, "sources": sources, "cliniko": cliniko})
 
 
 MIN_DASHBOARD_PASSWORD = 12  # characters of a basic-auth password
@@ -526,6 +608,8 @@ def _secret_names(config: FileConfig) -> list[tuple[str, str]]:
         names.append((f"sources[{index}].token_env", source.token_env))
         if isinstance(source, JiraSourceConfig) and source.email_env:
             names.append((f"sources[{index}].email_env", source.email_env))
+    if config.cliniko is not None:
+        names.append(("cliniko.api_key_env", config.cliniko.api_key_env))
     for key in ("token_env", "password_env"):
         value = getattr(config.dashboard, key)
         if value:

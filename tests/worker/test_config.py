@@ -455,3 +455,93 @@ def test_a_dashboard_password_under_12_characters_is_refused(password: str, refu
     message = "dashboard.password_env: the password in DASH_PW is shorter than 12 characters"
     assert any(p.startswith(message) for p in found), found
     assert not any(password in p for p in found)  # the password itself is never shown
+
+
+CLINIKO = {
+    "base_url": "https://api.au1.cliniko.com/v1",
+    "api_key_env": "CLINIKO_KEY",
+    "user_agent": "billsync (billing@example.com)",
+}
+
+
+def priced_by_item(**rule: Any) -> dict[str, Any]:
+    data = minimal()
+    del data["rules"][0]["hourly_rate_minor"]
+    data["rules"][0].update(rule)
+    data["cliniko"] = dict(CLINIKO)
+    return data
+
+
+def test_a_rule_may_take_its_rate_from_a_price_list_item() -> None:
+    data = priced_by_item(rate_item="CONSULT-60", person_rates={"alice": "REVIEW-30", "bob": 9000})
+    settings = parse_config(data, environ={**ENV, "CLINIKO_KEY": "key-au1"})
+    rule = settings.file.rules[0]
+    assert (rule.hourly_rate_minor, rule.rate_item) == (None, "CONSULT-60")
+    assert rule.item_codes() == ["CONSULT-60", "REVIEW-30"]
+    assert rule.person_rates == {"alice": "REVIEW-30", "bob": 9000}
+    assert settings.secret("CLINIKO_KEY").get_secret_value() == "key-au1"
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ({}, "rules[0]: give the rule's rate: `hourly_rate_minor` or `rate_item`"),
+        (
+            {"hourly_rate_minor": 100, "rate_item": "X"},
+            "rules[0]: give `hourly_rate_minor` or `rate_item`, not both",
+        ),
+        ({"rate_item": "X" * 101}, "rules[0].rate_item: String should have at most 100"),
+        ({"rate_item": ""}, "rules[0].rate_item: String should have at least 1 character"),
+        (
+            {"rate_item": "X", "person_rates": {"a": -1, "b": 1.5}},
+            "rules[0].person_rates: each rate must be an amount in minor units (an integer from "
+            "0) or a price list item code (1-100 characters); not 'a': -1, 'b': 1.5",
+        ),
+    ],
+)
+def test_a_rule_has_exactly_one_rate(rule: dict[str, Any], expected: str) -> None:
+    found = problems(priced_by_item(**rule), {**ENV, "CLINIKO_KEY": "key-au1"})
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_an_item_rate_needs_the_cliniko_section() -> None:
+    data = priced_by_item(hourly_rate_minor=100, person_rates={"alice": "REVIEW-30"})
+    del data["cliniko"]
+    assert problems(data) == [
+        "rules[0]: takes a rate from a price list item: configure the [cliniko] section"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "refused"),
+    [
+        ("billsync", True),
+        ("billsync (billing at example dot com)", True),
+        ("billsync (billing@example.com)", False),
+        ("Acme billing sync ops@acme.example", False),
+    ],
+)
+def test_the_cliniko_user_agent_needs_a_contact_email(user_agent: str, refused: bool) -> None:
+    data = priced_by_item(rate_item="CONSULT-60")
+    data["cliniko"]["user_agent"] = user_agent
+    environ = {**ENV, "CLINIKO_KEY": "key-au1"}
+    if not refused:
+        assert parse_config(data, environ=environ).file.cliniko is not None
+        return
+    assert problems(data, environ) == [
+        "cliniko.user_agent: Cliniko requires an app name and a contact email in the "
+        "User-Agent, e.g. 'billsync (billing@example.com)'"
+    ]
+
+
+def test_the_cliniko_key_comes_from_the_environment() -> None:
+    data = priced_by_item(rate_item="CONSULT-60")
+    data["cliniko"]["api_key"] = "key-au1"
+    found = problems(data, {**ENV, "CLINIKO_KEY": "key-au1"})
+    assert found == [
+        "cliniko.api_key: a secret does not belong in the config file: put it in an "
+        "environment variable and name it with `api_key_env`"
+    ]
+    assert problems(priced_by_item(rate_item="X")) == [
+        "cliniko.api_key_env: environment variable CLINIKO_KEY is not set"
+    ]

@@ -74,9 +74,22 @@ class Rule:
     grouping: Grouping = "issue"
     period: PeriodKind = "monthly"
     invoice_number: str = "{contract}-{period}-{seq}"
+    # Rates from a price list (SPEC §11), resolved by the shell before planning: the item
+    # each rate came from (the rule's, and per person), the price string used per item,
+    # and why the rule cannot be priced now (its new work is then held back).
+    rate_item: str | None = None
+    person_items: Mapping[str, str] = field(default_factory=dict)
+    prices: Mapping[str, str] = field(default_factory=dict)
+    held: str | None = None
 
     def rate_for(self, author: str) -> int:
         return self.person_rates.get(author, self.hourly_rate_minor)
+
+    def item_for(self, author: str) -> str | None:
+        """The price list item ``author``'s rate comes from, or None (a number)."""
+        if author in self.person_rates:
+            return self.person_items.get(author)
+        return self.rate_item
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -239,6 +252,7 @@ class Plan:
     drift: tuple[DriftItem, ...] = ()
     problems: tuple[Problem, ...] = ()
     excluded: tuple[str, ...] = ()  # entry keys on issues with a non-billable label
+    held: tuple[str, ...] = ()  # entry keys of rules that cannot be priced now (Rule.held)
 
     @property
     def writes(self) -> int:

@@ -15,7 +15,10 @@ with what the ledger holds:
   all its entries are gone (deleted, or out of every rule) it becomes 0 / 0, marked
   ``zeroed``;
 - a group with time to bill and no live line gets a new line on a draft chosen by
-  :class:`_Drafts` (at most 100 lines a draft; the next one is opened when full).
+  :class:`_Drafts` (at most 100 lines a draft; the next one is opened when full);
+- work of a rule that cannot be priced now (``Rule.held``: its price list item is missing,
+  archived, or no Service) is held back: its groups are left exactly as the ledger has
+  them (no new line, no update, no zeroing), and its entries are listed in ``Plan.held``.
 """
 
 from __future__ import annotations
@@ -384,6 +387,8 @@ def plan(
     rules = sorted(rules, key=lambda rule: rule.index)
     problems: list[Problem] = []
     excluded: list[str] = []
+    held: list[str] = []
+    held_groups: set[GroupKey] = set()
     members: dict[GroupKey, list[tuple[TimeEntry, Rule]]] = defaultdict(list)
     for entry in sorted(entries, key=lambda e: e.key):
         if entry.source not in scope:
@@ -417,6 +422,10 @@ def plan(
             entry.issue_id,
             entry.key if rule.grouping == "entry" else "",
         )
+        if rule.held is not None:
+            held.append(entry.key)
+            held_groups.add(group)
+            continue
         members[group].append((entry, rule))
 
     lines: dict[GroupKey, list[LedgerLine]] = defaultdict(list)
@@ -432,10 +441,11 @@ def plan(
         key_by_draft={d.id: d.key for d in ledger.drafts},
     )
     builder.count_frozen(line for group_lines in lines.values() for line in group_lines)
-    for group in sorted(set(members) | set(lines)):
+    for group in sorted((set(members) | set(lines)) - held_groups):
         issue = issue_by_id.get((group.source, group.issue_id))
         builder.visit(group, members.get(group, []), lines.get(group, []), issue)
     present = {entry.key for group_members in members.values() for entry, _ in group_members}
+    present.update(held)  # held back, not gone: no drift for them
     builder.left_behind(present, {p.entry_key for p in problems} | set(excluded))
 
     return Plan(
@@ -445,4 +455,5 @@ def plan(
         drift=tuple(builder.drift),
         problems=tuple(problems),
         excluded=tuple(excluded),
+        held=tuple(held),
     )

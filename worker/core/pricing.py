@@ -5,6 +5,8 @@ entry); ``nearest`` rounds ties up. Scope ``entry`` rounds each entry and sums; 
 ``line`` sums the raw seconds of each rate group and rounds the sum. Each rate group (one
 hourly rate, from the per-person overrides) is priced on its own:
 ``amount = sum(round_half_up(quantity_g x rate_g))`` and ``quantity = sum(quantity_g)``.
+A rate taken from a price list item is its own group, and the group's metadata names the
+item and the price used (``item``, ``price``).
 A line whose quantity or amount comes out <= 0 is billed as 0 / 0 (Kukkingu has no negative
 lines).
 """
@@ -83,16 +85,16 @@ class Priced:
 
 def price(items: Iterable[Item], rule: Rule) -> Priced:
     """Quantity and amount of a line holding ``items`` under ``rule``."""
-    seconds_by_rate: dict[int, int] = defaultdict(int)
+    seconds_by_rate: dict[tuple[int, str], int] = defaultdict(int)
     for item in items:
         counted = item.rounded_seconds if rule.rounding_scope == "entry" else item.raw_seconds
-        seconds_by_rate[rule.rate_for(item.author)] += counted
+        seconds_by_rate[rule.rate_for(item.author), rule.item_for(item.author) or ""] += counted
     groups = []
     quantity = ZERO
     amount = 0
     billed = 0
-    for rate in sorted(seconds_by_rate):
-        seconds = seconds_by_rate[rate]
+    for rate, code in sorted(seconds_by_rate):
+        seconds = seconds_by_rate[rate, code]
         if rule.rounding_scope == "line":
             seconds = round_seconds(seconds, rule.increment_minutes, rule.rounding_mode)
         group_quantity = hours(seconds)
@@ -100,7 +102,14 @@ def price(items: Iterable[Item], rule: Rule) -> Priced:
         quantity += group_quantity
         amount += group_amount
         billed += seconds
-        groups.append({"rate": rate, "quantity": str(group_quantity), "amountMinor": group_amount})
+        group: dict[str, Any] = {
+            "rate": rate,
+            "quantity": str(group_quantity),
+            "amountMinor": group_amount,
+        }
+        if code:
+            group.update(item=code, price=rule.prices.get(code, ""))
+        groups.append(group)
     if quantity <= 0 or amount < 0:
         return Priced(ZERO, 0, billed, ())
     return Priced(quantity, amount, billed, tuple(groups))

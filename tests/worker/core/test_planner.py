@@ -439,3 +439,89 @@ def test_entries_outside_the_scope_are_refused() -> None:
     stray = replace(entry(1, 1), source="github")
     with pytest.raises(ValueError, match="outside"):
         run([stray], [issue(1)], [rule()])
+
+
+# --- rates from a price list (SPEC §11) ---------------------------------------------------------
+
+
+def by_item(**overrides: object) -> Rule:
+    fields: dict[str, object] = {
+        "hourly_rate_minor": 15000,
+        "rate_item": "CONSULT-60",
+        "prices": {"CONSULT-60": "150.00"},
+    }
+    fields.update(overrides)
+    return rule(0, **fields)
+
+
+def test_a_line_priced_by_an_item_names_the_item_and_the_price() -> None:
+    priced = by_item(
+        person_rates={"alice": 9550},
+        person_items={"alice": "REVIEW-30"},
+        prices={"CONSULT-60": "150.00", "REVIEW-30": "95.50"},
+    )
+    result = run([entry(1, 1), entry(2, 1, author="alice")], [issue(1)], [priced])
+    (create,) = result.creates
+    assert create.content.amount_minor == 15000 + 9550
+    assert create.content.metadata["rates"] == [
+        {
+            "rate": 9550,
+            "quantity": "1.00",
+            "amountMinor": 9550,
+            "item": "REVIEW-30",
+            "price": "95.50",
+        },
+        {
+            "rate": 15000,
+            "quantity": "1.00",
+            "amountMinor": 15000,
+            "item": "CONSULT-60",
+            "price": "150.00",
+        },
+    ]
+
+
+def test_a_number_rate_and_an_item_rate_of_the_same_amount_are_two_groups() -> None:
+    priced = by_item(person_rates={"alice": 15000})  # alice's rate is a number
+    (create,) = run([entry(1, 1), entry(2, 1, author="alice")], [issue(1)], [priced]).creates
+    assert [g.get("item") for g in create.content.metadata["rates"]] == [None, "CONSULT-60"]
+    assert create.content.amount_minor == 30000
+
+
+def test_a_price_change_reprices_the_open_line() -> None:
+    _, ledger = step([entry(1, 1)], [issue(1)], [by_item()])
+    changed = by_item(hourly_rate_minor=16000, prices={"CONSULT-60": "160.00"})
+    result = run([entry(1, 1)], [issue(1)], [changed], ledger)
+    (update,) = result.updates
+    assert update.content.amount_minor == 16000
+    assert update.content.metadata["rates"][0]["price"] == "160.00"
+
+
+def test_a_held_rule_bills_no_new_work_and_leaves_its_lines_alone() -> None:
+    first, ledger = step([entry(1, 1)], [issue(1)], [by_item()])
+    held = by_item(hourly_rate_minor=0, prices={}, held="price list item 'CONSULT-60' is archived")
+    # more time on the billed issue, and a new issue: neither is planned, nothing is zeroed
+    result = run([entry(1, 1, 2 * H), entry(2, 2)], [issue(1), issue(2)], [held], ledger)
+    assert (result.creates, result.updates, result.new_drafts) == ((), (), ())
+    assert sorted(result.held) == ["jira:site:worklog:1", "jira:site:worklog:2"]
+    assert result.problems == ()
+    # released: the held work is billed at the item's price
+    released = run([entry(1, 1, 2 * H), entry(2, 2)], [issue(1), issue(2)], [by_item()], ledger)
+    assert [u.content.amount_minor for u in released.updates] == [30000]
+    assert [c.content.amount_minor for c in released.creates] == [15000]
+    assert first.creates[0].content.amount_minor == 15000
+
+
+def test_a_held_rule_leaves_other_rules_billing() -> None:
+    held = by_item(held="price list item 'CONSULT-60' does not exist")
+    other = rule(1, projects=frozenset({"Q"}), contract_id="ctr_b")
+    result = run([entry(1, 1), entry(2, 2)], [issue(1), issue(2, project="Q")], [held, other])
+    assert [c.content.reference_id for c in result.creates] == ["Q-2"]
+    assert result.held == ("jira:site:worklog:1",)
+
+
+def test_held_work_on_a_finalized_invoice_is_not_drift() -> None:
+    ledger = finalized_ledger()
+    held = rule(held="price list item 'CONSULT-60' is archived")
+    result = run([entry(1, 1, H), entry(2, 1, H)], [issue(1)], [held], ledger)
+    assert (result.writes, result.drift) == (0, ())
