@@ -225,7 +225,7 @@ def test_optional_services_are_behind_profiles(services: dict[str, dict[str, Any
     assert services["sandbox"]["profiles"] == ["sandbox"]
     assert [str(a) for a in services["sandbox"]["command"]] == ["sandbox", "--host", ALL_INTERFACES]
     published = {str(port).rsplit(":", 1)[-1] for port in services["sandbox"]["ports"]}
-    assert published == {"8730", "8731", "8732"}
+    assert published == {"8730", "8731", "8732", "8733"}
     for name, service in services.items():
         if name not in {"flower", "sandbox"}:
             assert "profiles" not in service, f"{name} must start with a plain `up`"

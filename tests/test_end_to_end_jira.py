@@ -33,6 +33,7 @@ def config_for(tmp_path: Path, running: RunningSandbox) -> Path:
     text = text.replace("http://127.0.0.1:8730", running.kukkingu.url)
     text = text.replace("http://127.0.0.1:8731", running.jira.url)
     text = text.replace("http://127.0.0.1:8732", running.github.url)  # on a free port too
+    text = text.replace("http://127.0.0.1:8733", running.cliniko.url)
     text = text.replace('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"')
     text = text.replace("sqlite:///billsync-demo.db", f"sqlite:///{tmp_path / 'state.db'}")
     path = tmp_path / "billsync.toml"

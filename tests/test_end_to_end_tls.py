@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select
 
 from sandbox.jira.tls import make_tls_files
 from sandbox.main import RunningSandbox, start_sandbox
 from sandbox.server import ServerThread
-from tests.support.billing import writes
+from tests.support.billing import store, writes
 from tests.support.tls import CLIENT_CA_VARIABLES, serve_tls
 from worker.cli import cli
+from worker.store import Error
 
 ROOT = Path(__file__).resolve().parent.parent
 UNKNOWN_CA = "certificate verify failed: unable to get local issuer certificate"
@@ -34,6 +36,7 @@ class HttpsSandbox:
     kukkingu: ServerThread
     jira: ServerThread
     github: ServerThread
+    cliniko: ServerThread
 
 
 @pytest.fixture(autouse=True)
@@ -50,18 +53,20 @@ def https(tmp_path: Path) -> Iterator[HttpsSandbox]:
         serve_tls(apps.kukkingu_app, files) as kukkingu,
         serve_tls(apps.jira_app, files) as jira,
         serve_tls(apps.github_app, files, date_header=False) as github,
+        serve_tls(apps.cliniko_app, files, date_header=False) as cliniko,
     ):
-        yield HttpsSandbox(apps, kukkingu, jira, github)
+        yield HttpsSandbox(apps, kukkingu, jira, github, cliniko)
 
 
 def config(tmp_path: Path, https: HttpsSandbox, *, ca_on: set[str]) -> str:
     """examples/sandbox.toml against the HTTPS servers, with `ca_bundle` on the named
-    sections ("kukkingu", "jira", "github")."""
+    sections ("kukkingu", "jira", "github", "cliniko")."""
     text = (ROOT / "examples" / "sandbox.toml").read_text()
     for plain, served in (
         ("http://127.0.0.1:8730", https.kukkingu.url),
         ("http://127.0.0.1:8731", https.jira.url),
         ("http://127.0.0.1:8732", https.github.url),
+        ("http://127.0.0.1:8733", https.cliniko.url),
     ):
         assert served.startswith("https://127.0.0.1:")
         text = text.replace(plain, served)
@@ -69,6 +74,7 @@ def config(tmp_path: Path, https: HttpsSandbox, *, ca_on: set[str]) -> str:
         ("kukkingu", "max_retry_wait_seconds = 5.0\n"),
         ("jira", 'schedule = "*/5 * * * *"\n'),
         ("github", 'schedule = "*/10 * * * *"\n'),
+        ("cliniko", 'user_agent = "billsync (billing@example.com)"\n'),
     ):
         if section in ca_on:
             text = text.replace(after, after + 'ca_bundle = "tls/ca.pem"\n')
@@ -90,13 +96,35 @@ def prepare(path: str) -> None:
 
 
 def test_sync_over_https_with_the_ca_bundle(tmp_path: Path, https: HttpsSandbox) -> None:
-    path = config(tmp_path, https, ca_on={"kukkingu", "jira", "github"})
+    path = config(tmp_path, https, ca_on={"kukkingu", "jira", "github", "cliniko"})
     prepare(path)
     result = invoke("-c", path, "sync")
     assert result.exit_code == 0, result.output
     assert "jira-demo: 250 entries read;" in result.stdout
     assert "github-demo: " in result.stdout
     assert writes(dict(https.apps.kukkingu_app.requests.snapshot()))["POST /api/v1/billables"] > 0
+    # github-demo's rule read the price list: the items in use, then the archived ones
+    assert dict(https.apps.cliniko_app.requests.snapshot()) == {"GET /v1/billable_items": 2}
+
+
+def test_an_untrusted_cliniko_certificate_holds_its_rule_and_names_cliniko(
+    tmp_path: Path, https: HttpsSandbox
+) -> None:
+    path = config(tmp_path, https, ca_on={"kukkingu", "jira", "github"})
+    prepare(path)
+    result = invoke("-c", path, "sync", "--source", "github-demo")
+    assert result.exit_code == 0, result.output  # the other rules bill
+    assert dict(https.apps.cliniko_app.requests.snapshot()) == {}  # nothing got through
+    with store(f"sqlite:///{tmp_path / 'state.db'}") as factory, factory() as session:
+        reasons = {
+            e.subject: e.reason
+            for e in session.scalars(select(Error).where(Error.resolved_at.is_(None)))
+        }
+    assert reasons["price list"].startswith(
+        f"Cliniko 127.0.0.1:{https.cliniko.port}: TLS certificate not trusted"
+    )
+    assert "set `ca_bundle` under [cliniko]" in reasons["price list"]
+    assert reasons["rules[3]"].startswith("the price list has not been read from Cliniko yet")
 
 
 def test_sync_without_ca_bundle_names_each_host_and_the_problem(

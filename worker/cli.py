@@ -12,8 +12,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -21,6 +22,9 @@ from sandbox.defaults import CLINIKO_PORT, DEFAULT_HOST, GITHUB_PORT, JIRA_PORT,
 from worker import __version__
 from worker.config import ConfigError, Settings, load_config
 from worker.logs import configure_logging
+
+if TYPE_CHECKING:
+    from connectors.kukkingu import Billable
 
 # Start fast: `billsync --version`, `sync` and `enqueue` import only what they use. The
 # sandbox, the dashboard, the API clients and the connectors are imported by the commands
@@ -468,14 +472,14 @@ def sandbox_command(
             info = running.info()
             if info_path is not None:
                 write_info(info_path, info)
-            _print_sandbox(info, info_path, cliniko=True)
+            _print_sandbox(info, info_path)
             click.echo("Serving; press Ctrl-C to stop.")
             _wait_for_signal()
     except SandboxStartError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _print_sandbox(info: dict[str, Any], info_path: Path | None, *, cliniko: bool = False) -> None:
+def _print_sandbox(info: dict[str, Any], info_path: Path | None) -> None:
     kk = info["kukkingu"]
     click.echo(f"Kukkingu sandbox  {kk['baseUrl']}")
     click.echo(f"  token           {kk['token']}   (public sandbox value)")
@@ -493,13 +497,12 @@ def _print_sandbox(info: dict[str, Any], info_path: Path | None, *, cliniko: boo
     click.echo(f"  token           {github['token']}   (public sandbox value)")
     click.echo(f"  repos           {', '.join(sorted(github['repos']))}")
     click.echo(f"  admin           {github['adminUrl']}/comments | /issues | /budget | /faults")
-    if cliniko:  # the demo does not use it yet
-        price_list = info["cliniko"]
-        click.echo(f"Cliniko sandbox   {price_list['baseUrl']}")
-        click.echo(f"  api key         {price_list['apiKey']}   (public sandbox value)")
-        click.echo(f"  user agent      {price_list['userAgent']}")
-        click.echo(f"  items           {', '.join(sorted(price_list['items']))}")
-        click.echo(f"  admin           {price_list['adminUrl']}/billable_items | /faults")
+    price_list = info["cliniko"]
+    click.echo(f"Cliniko sandbox   {price_list['baseUrl']}")
+    click.echo(f"  api key         {price_list['apiKey']}   (public sandbox value)")
+    click.echo(f"  user agent      {price_list['userAgent']}")
+    click.echo(f"  items           {', '.join(sorted(price_list['items']))}")
+    click.echo(f"  admin           {price_list['adminUrl']}/billable_items | /faults")
     if info_path is not None:
         click.echo(f"Info written to {info_path}")
 
@@ -530,17 +533,20 @@ def demo_command(state: _State, wait: bool) -> None:
         state.config = str(DEMO_CONFIG)
     settings = state.settings()
     kukkingu_port = _demo_port(settings.file.kukkingu.base_url, "kukkingu.base_url")
-    ports = {"jira": JIRA_PORT, "github": GITHUB_PORT}
+    ports = {"jira": JIRA_PORT, "github": GITHUB_PORT, "cliniko": 0}
     where = {"kukkingu": "kukkingu.base_url"}
     for source in settings.file.sources:
         ports[source.kind] = _demo_port(source.url, f"source {source.name}'s url")
         where[source.kind] = f"the url of source {source.name}"
+    if settings.file.cliniko is not None:
+        ports["cliniko"] = _demo_port(settings.file.cliniko.base_url, "cliniko.base_url")
+        where["cliniko"] = "cliniko.base_url"
     try:
         with start_sandbox(
             kukkingu_port=kukkingu_port,
             jira_port=ports["jira"],
             github_port=ports["github"],
-            cliniko_port=0,  # no rule of the demo takes its rate from Cliniko yet
+            cliniko_port=ports["cliniko"],
         ) as running:
             _print_sandbox(running.info(), None)
             earlier = _fresh_demo_store(settings.state_url)
@@ -552,6 +558,7 @@ def demo_command(state: _State, wait: bool) -> None:
             failed = _run_syncs(settings, [s.name for s in settings.file.sources], dry_run=False)
             with kukkingu_client(settings) as client:
                 click.echo("Draft invoices in the Kukkingu sandbox:")
+                priced: list[Billable] = []
                 for invoice in sorted(client.list_invoices(), key=lambda i: i.invoice_number):
                     lines = client.list_billables(invoice.id)
                     amount = format_minor(invoice.amount_minor, invoice.currency_code)
@@ -559,9 +566,18 @@ def demo_command(state: _State, wait: bool) -> None:
                         f"  {invoice.invoice_number:<42} {invoice.status:<9} "
                         f"{len(lines):>3} lines {amount:>16}"
                     )
+                    priced.extend(line for line in lines if _price_items(line.metadata or {}))
+                if priced:
+                    example = priced[0]
+                    items = ", ".join(_price_items(example.metadata or {}))
+                    click.echo(
+                        f"Priced by the Cliniko price list: {len(priced)} line(s), e.g. "
+                        f"{example.reference_id} at {items}"
+                    )
             click.echo(f"Next: `{_me()} -c {settings.path} sync --dry-run` shows what a sync")
-            click.echo("      would do; change worklogs or comments through the sandboxes' admin")
-            click.echo("      paths (docs/sandbox-jira.md, docs/sandbox-github.md), sync again.")
+            click.echo("      would do; change worklogs, comments or prices through the sandboxes'")
+            click.echo("      admin paths (docs/sandbox-jira.md, docs/sandbox-github.md,")
+            click.echo("      docs/sandbox-cliniko.md), sync again.")
             if failed:
                 raise click.ClickException("the demo sync failed (see above)")
             if wait:
@@ -572,6 +588,16 @@ def demo_command(state: _State, wait: bool) -> None:
             f"is another sandbox or demo running? Stop it, or give the demo another port in "
             f"{where.get(exc.service, 'the config')} ({settings.path})"
         ) from None
+
+
+def _price_items(metadata: Mapping[str, Any]) -> list[str]:
+    """``"CONSULT-60 (150.00 an hour)"`` for each rate of a line taken from the price list."""
+    rates = metadata.get("rates")
+    return [
+        f"{rate['item']} ({rate['price']} an hour)"
+        for rate in (rates if isinstance(rates, list) else [])
+        if isinstance(rate, dict) and rate.get("item")
+    ]
 
 
 def _me() -> str:

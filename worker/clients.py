@@ -15,6 +15,7 @@ from worker.errors import ConfigurationError
 from worker.ports import EntrySource
 
 if TYPE_CHECKING:  # each connector is imported when a source of its kind is built
+    from connectors.cliniko import ClinikoClient
     from connectors.github import GitHubSource
     from connectors.jira import JiraSource
     from connectors.kukkingu import KukkinguClient
@@ -39,6 +40,29 @@ def kukkingu_client(
             max_attempts=config.max_attempts if attempts is None else attempts,
             max_wait=config.max_retry_wait_seconds,
         ),
+    )
+
+
+# The cached prices keep billing going through a Cliniko outage: a sync does not wait long.
+CLINIKO_ATTEMPTS = 3
+CLINIKO_MAX_WAIT = 10.0
+
+
+def cliniko_client(settings: Settings) -> ClinikoClient | None:
+    """The client of the configured Cliniko price list, or None when there is none."""
+    from connectors.cliniko import ClinikoClient
+    from connectors.retry import RetryPolicy
+
+    config = settings.file.cliniko
+    if config is None:
+        return None
+    return ClinikoClient(
+        config.base_url,
+        settings.secret(config.api_key_env),
+        config.user_agent,
+        timeout=config.timeout_seconds,
+        verify=config.ca_bundle or True,
+        policy=RetryPolicy(max_attempts=CLINIKO_ATTEMPTS, max_wait=CLINIKO_MAX_WAIT),
     )
 
 

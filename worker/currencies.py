@@ -28,9 +28,14 @@ MINOR_UNIT_EXCEPTIONS = {
 }
 
 
+def exponent(currency: str) -> int:
+    """How many decimals ``currency``'s minor unit has (2 for most, 0 for JPY, 3 for KWD)."""
+    return MINOR_UNIT_EXCEPTIONS.get(currency, 2)
+
+
 def format_minor(amount_minor: int, currency: str) -> str:
     """``19500, "EUR"`` -> ``"195.00 EUR"``."""
-    digits = MINOR_UNIT_EXCEPTIONS.get(currency, 2)
+    digits = exponent(currency)
     sign = "-" if amount_minor < 0 else ""
     whole, fraction = divmod(abs(amount_minor), 10**digits)
     text = f"{whole:,}" + (f".{fraction:0{digits}d}" if digits else "")

@@ -33,7 +33,7 @@ def plan_lines(result: SyncResult) -> Iterator[str]:
         f"({i.new} new, {i.changed} changed, {i.deleted} deleted, {i.bad} bad)"
     )
     yield (
-        "  planned every issue (new rules, or --replan)"
+        "  planned every issue (new rules or prices, or --replan)"
         if result.replanned
         else f"  planned the {result.planned_issues} issue(s) whose billing may have changed"
     )
@@ -60,6 +60,11 @@ def plan_lines(result: SyncResult) -> Iterator[str]:
         yield f"  unmapped work: {len(plan.problems)} entr(ies) no rule takes"
     if plan.excluded:
         yield f"  excluded (non-billable labels): {len(plan.excluded)} entr(ies)"
+    if plan.held:
+        yield (
+            f"  held back: {len(plan.held)} entr(ies) of rules whose price list item gives "
+            "no rate (the dashboard's Prices page says why)"
+        )
 
 
 def summary(result: SyncResult) -> str:

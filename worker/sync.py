@@ -10,9 +10,6 @@ sends no write to Kukkingu: it reads invoices to know their statuses, nothing mo
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -24,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.kukkingu import Invoice, KukkinguClient
 from worker.applier import Applier, ApplyCounts, Checkpoint, DraftClosed
+from worker.clients import cliniko_client
 from worker.config import Settings
 from worker.core.model import LedgerView, Plan, Problem, Rule
 from worker.core.planner import plan as make_plan
@@ -54,7 +52,9 @@ from worker.ledger import (
     with_references,
 )
 from worker.ports import EntrySource
+from worker.prices import Refresh, refresh_price_list
 from worker.progress import ProgressFn, no_progress
+from worker.rules import plan_digest, priced_rules, uses_price_list
 from worker.store import (
     Draft,
     DraftStatus,
@@ -75,50 +75,6 @@ from worker.store import (
 log = logging.getLogger("billsync.sync")
 
 MAX_ROUNDS = 3  # re-plans after an invoice was finalized or voided under our feet
-
-
-def rules_from(settings: Settings) -> list[Rule]:
-    """The configured contract rules in the core's terms."""
-    kinds = {source.name: source.kind for source in settings.file.sources}
-    return [
-        Rule(
-            index=index,
-            source=rule.source,
-            reference_type="JIRA" if kinds.get(rule.source) == "jira" else "GITHUB",
-            contract_id=rule.contract_id,
-            currency=rule.currency,
-            hourly_rate_minor=rule.hourly_rate_minor,
-            projects=frozenset(rule.projects),
-            repos=frozenset(rule.repos),
-            has_jql=rule.jql is not None,
-            non_billable_labels=frozenset(rule.non_billable_labels),
-            exchange_rate=rule.exchange_rate,
-            person_rates=dict(rule.person_rates),
-            increment_minutes=rule.rounding.increment_minutes,
-            rounding_mode=rule.rounding.mode,
-            rounding_scope=rule.rounding.scope,
-            grouping=rule.grouping,
-            period=rule.period,
-            invoice_number=rule.invoice_number,
-        )
-        for index, rule in enumerate(settings.file.rules)
-    ]
-
-
-def plan_digest(settings: Settings) -> str:
-    """A digest of what billing is planned by: the rules and the time zone. A ledger planned
-    under another digest is planned again in full."""
-    rules = [dataclasses.asdict(rule) for rule in rules_from(settings)]
-    text = json.dumps(
-        [str(settings.timezone), rules], sort_keys=True, default=_jsonable, separators=(",", ":")
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, frozenset | set):
-        return sorted(value, key=str)
-    return str(value)
 
 
 @dataclass
@@ -195,10 +151,14 @@ def _bad_entries(session: Session, source: Source) -> list[Problem]:
 
 
 def _plan(
-    session: Session, settings: Settings, source: Source, now: datetime, scope: Scope
+    session: Session,
+    settings: Settings,
+    rules: list[Rule],
+    source: Source,
+    now: datetime,
+    scope: Scope,
 ) -> tuple[Plan, LedgerView]:
     entries, issues = load_work(session, source, scope)
-    rules = rules_from(settings)
     view = load_view(session, source, scope)
     while True:  # again while the plan wants references other lines hold (rarely)
         result = make_plan(
@@ -225,8 +185,10 @@ def dry_run(
     now: Callable[[], datetime] = utcnow,
     replan: bool = False,
 ) -> SyncResult:
-    """What a sync would do, computed in a transaction that is rolled back."""
+    """What a sync would do, computed in a transaction that is rolled back (the price list
+    cache is refreshed first, as a sync would: it is a copy of Cliniko, not billing)."""
     counts = IngestCounts()
+    refresh_prices(settings, factory, source.name)
     with factory() as session:
         try:
             row = source_row(session, source.name, source.kind)
@@ -235,8 +197,9 @@ def dry_run(
                 record_batch(session, row, batch, counts)
             refresh_statuses(session, client)
             session.flush()
-            scope = _scope(session, row, plan_digest(settings), replan=replan)
-            result, view = _plan(session, settings, row, now(), scope)
+            rules = priced_rules(session, settings)
+            scope = _scope(session, row, plan_digest(settings, rules), replan=replan)
+            result, view = _plan(session, settings, rules, row, now(), scope)
         finally:
             session.rollback()
     return SyncResult(
@@ -295,6 +258,16 @@ def sync(
             record_unreachable(
                 session, session.get_one(Source, source_id), result.ingested.unreachable, run_id
             )
+        price_list = refresh_prices(settings, factory, source.name)
+        if price_list is not None:
+            with transaction(factory) as session:
+                _record_configuration_problem(
+                    session,
+                    source_id,
+                    run_id,
+                    PRICE_LIST,
+                    price_list.error if price_list.configuration else None,
+                )
         applier = Applier(
             factory,
             client,
@@ -329,6 +302,20 @@ def sync(
         raise
     _finish(factory, run_id, result, client, before, error=None)
     return result
+
+
+def refresh_prices(
+    settings: Settings, factory: sessionmaker[Session], source: str
+) -> Refresh | None:
+    """Refresh the price list cache when a rule of ``source`` takes its rate from it (None:
+    none does)."""
+    cliniko = settings.file.cliniko
+    if cliniko is None or not uses_price_list(settings, source):
+        return None
+    client = cliniko_client(settings)
+    assert client is not None
+    with client:
+        return refresh_price_list(factory, client, cliniko.base_url)
 
 
 def _close_earlier_attempts(session: Session, source_id: int, task_id: str) -> None:
@@ -399,10 +386,9 @@ def _rounds(
     seats, creating the new drafts, and at the end setting the drafts' amounts. The lines
     are the source's own: they are written with only the source's lock held, while other
     sources' syncs plan and write theirs."""
-    digest = plan_digest(this.settings)
     for _ in range(MAX_ROUNDS):
         with ledger_lock():
-            _allocate(this, digest=digest, replan=replan)
+            _allocate(this, replan=replan)
             replan = False  # once: a later round plans what the first one left dirty
             this.checkpoint("sync.recorded")
             this.applier.create_drafts()
@@ -416,11 +402,12 @@ def _rounds(
     raise FatalError(f"invoices kept closing during the sync ({MAX_ROUNDS} rounds)")
 
 
-def _allocate(this: _ThisSync, *, digest: str, replan: bool) -> None:
+def _allocate(this: _ThisSync, *, replan: bool) -> None:
     """Notice statuses, reconcile, plan and record (under the ledger lock).
 
     A plan covers the issues marked dirty since the last one (and removes those marks in
-    its transaction), or every issue (``replan``, or rules whose ``digest`` differs). A large
+    its transaction), or every issue (``replan``, or rules whose digest differs: new rules,
+    or a price list item's price changed, or a rule held or released). A large
     plan is made and recorded in parts (see :mod:`worker.ledger`); the last part's
     transaction removes the marks and records the digest, so a crash between parts leaves
     the marks (or a full plan) to the next sync."""
@@ -436,6 +423,8 @@ def _allocate(this: _ThisSync, *, digest: str, replan: bool) -> None:
     this.applier.settle_closed()
     with transaction(this.factory) as session:
         source = session.get_one(Source, this.source_id)
+        rules = priced_rules(session, this.settings)
+        digest = plan_digest(this.settings, rules)
         scope = _scope(session, source, digest, replan=replan)
         chunks = issue_chunks(session, source, scope)
     parts: list[frozenset[str] | None] = list(chunks) if len(chunks) > 1 else [None]
@@ -445,7 +434,7 @@ def _allocate(this: _ThisSync, *, digest: str, replan: bool) -> None:
         with transaction(this.factory) as session:
             source = session.get_one(Source, this.source_id)
             planned_scope = scope if part is None else chunk_scope(session, source, part)
-            planned, view = _plan(session, this.settings, source, this.now(), planned_scope)
+            planned, view = _plan(session, this.settings, rules, source, this.now(), planned_scope)
             record_plan(session, source, planned, planned_scope)
             record_problems(
                 session,
@@ -459,6 +448,7 @@ def _allocate(this: _ThisSync, *, digest: str, replan: bool) -> None:
             if last:  # the plan is whole: its marks are done, and it was made by these rules
                 consume(session, scope)
                 source.plan_hash = digest
+                _record_held_rules(session, source, rules, result.run_id)
                 _record_totals(session, source, result, this.now())
         result.plan, result.view = planned, view
         result.planned_writes += planned.writes
@@ -480,18 +470,42 @@ def _record_totals(session: Session, source: Source, result: SyncResult, now: da
     result.drift_total = open_drift(session).get(source.id, 0)
 
 
-ACCESS = "sync"  # the subject of a source's problem "its sync was refused access"
+# subjects of a source's configuration problems: its sync was refused access; the price
+# list refused billsync's key; rules[N] cannot be priced (held back)
+ACCESS = "sync"
+PRICE_LIST = "price list"
+RULE = "rules[{index}]"
 
 
-def _record_access_problem(
-    session: Session, source_id: int, run_id: int, error: str | None
+def _record_held_rules(
+    session: Session, source: Source, rules: list[Rule], run_id: int | None
 ) -> None:
-    """Open (or update) the source's access problem with ``error``, or resolve it (None)."""
+    """A configuration problem for each of the source's rules whose work is held back
+    (its price list item gives no rate); resolved once the rule is priced again."""
+    for rule in rules:
+        if rule.source != source.name:
+            continue
+        reason = None
+        if rule.held is not None:
+            reason = (
+                f"{rule.held}; the rule's new work ({rule.contract_id}, {rule.currency}) is "
+                "held back until it is fixed, and its lines on drafts stay as they are"
+            )
+        _record_configuration_problem(
+            session, source.id, run_id, RULE.format(index=rule.index), reason
+        )
+
+
+def _record_configuration_problem(
+    session: Session, source_id: int, run_id: int | None, subject: str, error: str | None
+) -> None:
+    """Open (or update) the source's configuration problem ``subject`` with ``error``, or
+    resolve it (None)."""
     held = session.scalars(
         select(Error).where(
             Error.source_id == source_id,
             Error.kind == ErrorKind.CONFIGURATION,
-            Error.subject == ACCESS,
+            Error.subject == subject,
             Error.resolved_at.is_(None),
         )
     ).first()
@@ -504,7 +518,7 @@ def _record_access_problem(
                 run_id=run_id,
                 source_id=source_id,
                 kind=ErrorKind.CONFIGURATION,
-                subject=ACCESS,
+                subject=subject,
                 reason=error,
             )
         )
@@ -567,8 +581,8 @@ def _finish(
             if run.source_id is not None and (configuration or error is None or partial):
                 # refused access is a problem until a run gets through (another failure,
                 # a 503 say, says nothing about access)
-                _record_access_problem(
-                    session, run.source_id, run_id, error if configuration else None
+                _record_configuration_problem(
+                    session, run.source_id, run_id, ACCESS, error if configuration else None
                 )
     except Exception:  # the run record must not hide the sync's own error
         log.exception("could not record the end of run %s", run_id)

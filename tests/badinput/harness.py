@@ -47,6 +47,7 @@ def sandbox_config(
     text = text.replace("http://127.0.0.1:8730", kukkingu.url)
     text = text.replace("http://127.0.0.1:8731", jira.url)
     text = text.replace("http://127.0.0.1:8732", github.url)
+    text = text.replace('rate_item = "CONSULT-60"', "hourly_rate_minor = 15000")  # no Cliniko here
     text = text.replace("redis://127.0.0.1:6379/0", NO_REDIS)
     text = text.replace('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"')
     text = text.replace(

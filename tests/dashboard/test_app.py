@@ -55,8 +55,8 @@ KK_TOKEN = "kukkingu-token-Qw77-secret"
 SRC_TOKEN = "source-token-Jh55-secret"
 BROKER_PASSWORD = "brokerpw-Xy31-secret"
 SECRETS = (DASH_TOKEN, PASSWORD, KK_TOKEN, SRC_TOKEN, BROKER_PASSWORD)
-PAGES = ("/", "/runs", "/drafts", "/problems", "/drift", "/login")
-API = ("/api/overview", "/api/runs", "/api/drafts", "/api/problems", "/api/drift")
+PAGES = ("/", "/runs", "/drafts", "/problems", "/drift", "/prices", "/login")
+API = ("/api/overview", "/api/runs", "/api/drafts", "/api/problems", "/api/drift", "/api/prices")
 
 
 def make_settings(state_url: str, *, dashboard: dict[str, Any] | None = None) -> Settings:

@@ -52,6 +52,7 @@ class Stack:
             ("http://127.0.0.1:8730", sandbox.kukkingu.url),
             ("http://127.0.0.1:8731", sandbox.jira.url),
             ("http://127.0.0.1:8732", sandbox.github.url),
+            ("http://127.0.0.1:8733", sandbox.cliniko.url),
             ('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"'),
             ("sqlite:///billsync-demo.db", f"sqlite:///{tmp / 'state.db'}"),
             ('url = "redis://127.0.0.1:6379/0"', f'url = "{redis_url}"\nlock_ttl_seconds = 5'),

@@ -57,6 +57,7 @@ class Service:
             ("http://127.0.0.1:8730", sandbox.kukkingu.url),
             ("http://127.0.0.1:8731", sandbox.jira.url),
             ("http://127.0.0.1:8732", sandbox.github.url),
+            ("http://127.0.0.1:8733", sandbox.cliniko.url),
             ('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"'),
             ("sqlite:///billsync-demo.db", state_url),
             ('url = "redis://127.0.0.1:6379/0"', f'url = "{broker_url}"\nlock_ttl_seconds = 4'),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -118,6 +119,7 @@ def run_demo(tmp_path: Path, kukkingu_port: int = 0) -> subprocess.CompletedProc
     config = config.replace("127.0.0.1:8730", f"127.0.0.1:{kukkingu_port or free_port()}")
     config = config.replace("127.0.0.1:8731", f"127.0.0.1:{free_port()}")
     config = config.replace("127.0.0.1:8732", f"127.0.0.1:{free_port()}")
+    config = config.replace("127.0.0.1:8733", f"127.0.0.1:{free_port()}")
     config = config.replace('env_file = "sandbox.env"', f'env_file = "{ROOT}/examples/sandbox.env"')
     (tmp_path / "billsync.toml").write_text(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLSYNC_")}
@@ -141,6 +143,15 @@ def test_demo_sets_up_and_reaches_the_sandbox(tmp_path: Path) -> None:
         assert "jira-demo: 250 entries read;" in result.stdout
         assert "github-demo: " in result.stdout
         assert "ctr_demoacmeretainer00000001-2026-11-1" in result.stdout
+        # the Globex repository's rule takes its rate from the Cliniko sandbox's CONSULT-60
+        priced = re.search(
+            r"^Priced by the Cliniko price list: (\d+) line\(s\), e\.g\. globex/platform#\S+ "
+            r"at CONSULT-60 \(150\.00 an hour\)$",
+            result.stdout,
+            re.MULTILINE,
+        )
+        assert priced is not None, result.stdout
+        assert int(priced.group(1)) > 0
         assert (tmp_path / "billsync-demo.db").exists()
         # the next command as it runs from here, in a shell whose PATH lacks the venv
         assert f"Next: `{BILLSYNC} -c billsync.toml sync --dry-run`" in result.stdout

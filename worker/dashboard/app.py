@@ -622,6 +622,14 @@ def create_app(
             data = queries.problems(session)
         return render(request, "problems.html", problems=data)
 
+    @app.get("/prices")
+    def prices_page(request: Request) -> Response:
+        if (redirect := page_login(request)) is not None:
+            return redirect
+        with factory() as session:
+            data = queries.prices(session, settings)
+        return render(request, "prices.html", prices=data, now=now())
+
     @app.get("/drift")
     def drift_page(request: Request) -> Response:
         if (redirect := page_login(request)) is not None:
@@ -693,6 +701,12 @@ def create_app(
         require_api(request)
         with factory() as session:
             return queries.jsonable(queries.problems(session))
+
+    @app.get("/api/prices")
+    def api_prices(request: Request) -> Any:
+        require_api(request)
+        with factory() as session:
+            return queries.jsonable(queries.prices(session, settings))
 
     @app.get("/api/drift")
     def api_drift(request: Request) -> Any:

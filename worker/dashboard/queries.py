@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from worker.config import parse_crontab
+from worker.config import Settings, parse_crontab
 from worker.core.model import MAX_LINES_PER_DRAFT
 from worker.currencies import format_minor
 from worker.ledger import open_drift, open_problems
+from worker.rules import priced_rules
 from worker.store.models import (
     Cursor,
     Draft,
@@ -31,6 +32,8 @@ from worker.store.models import (
     ErrorKind,
     Line,
     LineState,
+    PriceItem,
+    PriceList,
     Run,
     RunStatus,
     Source,
@@ -711,3 +714,95 @@ def drift(session: Session, *, drift_id: int | None = None) -> list[DriftRow]:
         )
         for d, line, draft_, entry in rows
     ]
+
+
+# --- prices (SPEC §11) -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    """One rate of one rule: the rule's own, or a person's; from the config or an item."""
+
+    rule: int
+    source: str
+    contract_id: str
+    currency: str
+    person: str | None  # None: the rule's rate
+    item_code: str | None  # None: a number in the config
+    price: str | None  # the item's price as Cliniko gives it (None: no item, or not cached)
+    rate: str | None  # the rate in use, formatted (None: the rule is held)
+    read_at: datetime | None  # when the item was last read
+    updated_at: datetime | None  # when Cliniko last changed it
+    held: str | None  # why the rule's new work is held back
+
+
+@dataclass(frozen=True)
+class PriceListState:
+    configured: bool
+    base_url: str | None
+    read_at: datetime | None  # the last read that succeeded: how old the cache is
+    attempted_at: datetime | None
+    error: str | None  # why the last attempt failed (None: it succeeded)
+    items: int
+
+
+@dataclass(frozen=True)
+class Prices:
+    cache: PriceListState
+    rows: list[PriceRow]
+
+
+def prices(session: Session, settings: Settings) -> Prices:
+    """Each rule's rates, where they come from and the price in use, and the cache's age."""
+    rules = {rule.index: rule for rule in priced_rules(session, settings)}
+    cliniko = settings.file.cliniko
+    state = session.get(PriceList, 1)
+    codes = {code for rule in settings.file.rules for code in rule.item_codes()}
+    cached: dict[str, PriceItem] = {}
+    if codes and state is not None and cliniko is not None and state.base_url == cliniko.base_url:
+        for item in session.scalars(
+            select(PriceItem)
+            .where(PriceItem.item_code.in_(sorted(codes)))
+            .order_by(PriceItem.archived_at.is_not(None), PriceItem.item_id)
+        ):
+            cached.setdefault(item.item_code or "", item)  # an item in use before an archived one
+    rows = []
+    for index, config in enumerate(settings.file.rules):
+        rule = rules[index]
+        rates: list[tuple[str | None, int | str | None, int]] = [
+            (None, config.rate_item or config.hourly_rate_minor, rule.hourly_rate_minor)
+        ]
+        rates += [
+            (person, rate, rule.person_rates[person])
+            for person, rate in config.person_rates.items()
+        ]
+        for person, given, resolved in rates:
+            code = given if isinstance(given, str) else None
+            found = cached.get(code) if code else None
+            rows.append(
+                PriceRow(
+                    rule=index,
+                    source=config.source,
+                    contract_id=config.contract_id,
+                    currency=config.currency,
+                    person=person,
+                    item_code=code,
+                    price=found.price if found is not None else None,
+                    rate=None if rule.held else format_minor(resolved, config.currency),
+                    read_at=found.read_at if found is not None else None,
+                    updated_at=found.updated_at if found is not None else None,
+                    held=rule.held,
+                )
+            )
+    items = session.scalar(select(func.count()).select_from(PriceItem)) or 0
+    return Prices(
+        cache=PriceListState(
+            configured=cliniko is not None,
+            base_url=cliniko.base_url if cliniko is not None else None,
+            read_at=state.read_at if state is not None else None,
+            attempted_at=state.attempted_at if state is not None else None,
+            error=state.error if state is not None else None,
+            items=items,
+        ),
+        rows=rows,
+    )

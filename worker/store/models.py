@@ -409,6 +409,42 @@ class DirtyIssue(Base):
     issue_id: Mapped[str] = mapped_column(String(255))
 
 
+# --- the price list (SPEC §11) ---------------------------------------------------------------
+
+
+class PriceItem(Base):
+    """A Cliniko billable item as last read: the cache rules are priced from, so billing
+    goes on through a Cliniko outage. Keyed by Cliniko's id (an item code may repeat)."""
+
+    __tablename__ = "price_items"
+    __table_args__ = (Index(None, "item_code"),)
+
+    item_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item_code: Mapped[str | None] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(255))
+    item_type: Mapped[str] = mapped_column(String(32))
+    price: Mapped[str] = mapped_column(String(64))  # the decimal string as Cliniko sent it
+    archived_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]  # Cliniko's
+    read_at: Mapped[datetime] = mapped_column(default=utcnow)  # when billsync read it
+
+
+class PriceList(Base):
+    """How the price list cache stands: one row (id 1). ``read_at`` is the last read that
+    succeeded; ``cursor`` the newest ``updated_at`` it saw (the next read asks from there);
+    ``error`` why the last attempt failed, None when it succeeded."""
+
+    __tablename__ = "price_list"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    base_url: Mapped[str] = mapped_column(String(255))  # a cache of another account is reread
+    read_at: Mapped[datetime | None]
+    full_read_at: Mapped[datetime | None]
+    cursor: Mapped[datetime | None]
+    attempted_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 # --- the outbox, runs and what the operator sees --------------------------------------------
 
 
