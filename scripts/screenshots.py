@@ -26,7 +26,7 @@ from tests.support.browser import ARGS, CHROMIUM, INSTALL_HINT
 
 ROOT = Path(__file__).resolve().parents[1]
 BILLSYNC = Path(sys.executable).parent / "billsync"
-PORTS = (8730, 8731, 8732, 8780)  # examples/sandbox.toml: Kukkingu, Jira, GitHub, dashboard
+PORTS = (8730, 8731, 8732, 8733, 8780)  # examples/sandbox.toml: the sandboxes, dashboard
 TOKEN = "dashboard-sandbox-token"  # noqa: S105 - examples/sandbox.env, a public demo value
 DEADLINE = 180.0  # seconds for the demo to serve its dashboard, on a loaded machine
 PAGES = (  # (file name, path): what the README and docs/dashboard.md show
@@ -34,6 +34,7 @@ PAGES = (  # (file name, path): what the README and docs/dashboard.md show
     ("drafts", "/drafts"),
     ("runs", "/runs"),
     ("problems", "/problems"),
+    ("prices", "/prices"),
 )
 
 

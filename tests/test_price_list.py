@@ -274,8 +274,28 @@ def test_a_cliniko_outage_leaves_billing_on_the_cached_prices(
     assert "The last read failed" in prices
     assert "Billing goes on with the prices cached" in prices
     assert "cliniko-sandbox-key" not in prices  # never the key
+    overview = dashboard_page(config, "/")
+    assert "the Cliniko price list could not be read; billing uses the prices read" in overview
 
     # back: the next sync reads the change and re-prices the open drafts
     httpx.delete(f"{cliniko.url}/_sandbox/faults", timeout=10).raise_for_status()
     sync(config)
     assert all(priced_at(b, 16000, "160.00") for _, b in globex_lines(kukkingu).values())
+
+
+def test_a_held_rule_removed_from_the_config_leaves_no_open_problem(
+    config: str, sandbox: RunningSandbox, cliniko: RunningCliniko, kukkingu: KukkinguClient
+) -> None:
+    cliniko.edit_item(cliniko.item_id("CONSULT-60"), item_type="Product")
+    sync(config)
+    assert open_problems(config)[RULE].startswith(
+        "price list item 'CONSULT-60' is a Product, not a Service"
+    )
+    assert globex_lines(kukkingu) == {}  # held from the first sync: never billed
+    path = Path(config)
+    text = path.read_text()
+    start = text.index("# Globex's private repository")
+    path.write_text(text[:start] + text[text.index("[cliniko]") :])
+    sync(config)
+    assert RULE not in open_problems(config)
+    assert globex_lines(kukkingu) == {}  # its work is unmapped now

@@ -481,10 +481,10 @@ def _record_held_rules(
     session: Session, source: Source, rules: list[Rule], run_id: int | None
 ) -> None:
     """A configuration problem for each of the source's rules whose work is held back
-    (its price list item gives no rate); resolved once the rule is priced again."""
-    for rule in rules:
-        if rule.source != source.name:
-            continue
+    (its price list item gives no rate); resolved once the rule is priced again, or gone
+    from the config."""
+    mine = [rule for rule in rules if rule.source == source.name]
+    for rule in mine:
         reason = None
         if rule.held is not None:
             reason = (
@@ -494,6 +494,18 @@ def _record_held_rules(
         _record_configuration_problem(
             session, source.id, run_id, RULE.format(index=rule.index), reason
         )
+    current = {RULE.format(index=rule.index) for rule in mine}
+    stale = session.scalars(
+        select(Error).where(
+            Error.source_id == source.id,
+            Error.kind == ErrorKind.CONFIGURATION,
+            Error.subject.startswith(RULE.split("[", 1)[0] + "["),
+            Error.subject.not_in(current),
+            Error.resolved_at.is_(None),
+        )
+    )
+    for error in stale:
+        error.resolved_at = utcnow()
 
 
 def _record_configuration_problem(

@@ -24,7 +24,7 @@ def test_the_script_saves_every_page_of_the_demo(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("overview", "drafts", "draft", "runs", "problems"):
+    for name in ("overview", "drafts", "draft", "runs", "problems", "prices"):
         picture = tmp_path / f"{name}.png"
         assert picture.read_bytes().startswith(PNG), name
         assert picture.stat().st_size > 10_000, name  # a page, not a blank

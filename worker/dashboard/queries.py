@@ -357,7 +357,18 @@ def overview(
                 drift=drift.get(sid, 0),
             )
         )
-    return Overview(result, _attention(result, errors), runs_per_day(session, now=now, zone=zone))
+    attention = _attention(result, errors)
+    price_list = session.get(PriceList, 1)
+    if price_list is not None and price_list.error is not None:
+        cached = (
+            f"billing uses the prices read {price_list.read_at:%Y-%m-%d %H:%M} UTC"
+            if price_list.read_at is not None
+            else "rules priced by an item are held until a read succeeds"
+        )
+        attention.append(
+            Attention("warning", f"the Cliniko price list could not be read; {cached}", "/prices")
+        )
+    return Overview(result, attention, runs_per_day(session, now=now, zone=zone))
 
 
 def _attention(
