@@ -52,23 +52,22 @@ def uses_price_list(settings: Settings, source: str | None = None) -> bool:
 
 
 def load_cache(session: Session, codes: Iterable[str], base_url: str) -> Cache:
-    """The cached items with these codes (none when the cache is of another account)."""
-    wanted = sorted(set(codes))
+    """The cached items with these codes (none when the cache is of another account, or
+    was never read)."""
     state = session.get(PriceList, 1)
-    found: dict[str, list[PriceItem]] = defaultdict(list)
-    if wanted:
-        rows = session.scalars(
-            select(CachedItem).where(CachedItem.item_code.in_(wanted)).order_by(CachedItem.item_id)
-        )
-        for row in rows:
-            code = row.item_code or ""
-            found[code].append(
-                PriceItem(code, row.item_type, row.price, archived=row.archived_at is not None)
-            )
-    read = state is not None and state.read_at is not None and state.base_url == base_url
-    if not read:
+    if state is None or state.read_at is None or state.base_url != base_url:
         return Cache.empty()
-    return Cache({code: tuple(items) for code, items in found.items()}, read=read)
+    found: dict[str, list[PriceItem]] = defaultdict(list)
+    rows = session.scalars(
+        select(CachedItem)
+        .where(CachedItem.item_code.in_(sorted(set(codes))))
+        .order_by(CachedItem.item_id)
+    )
+    for row in rows:
+        found[row.item_code or ""].append(
+            PriceItem(row.item_code or "", row.item_type, row.price, row.archived_at is not None)
+        )
+    return Cache({code: tuple(items) for code, items in found.items()}, read=True)
 
 
 def _rate(code: str, currency: str, cache: Cache) -> int | NoRate:
