@@ -189,6 +189,62 @@ def test_a_deletion_hidden_by_an_addition_on_the_same_issue(
         assert check_invariants(snapshot(kk)) == []
 
 
+def test_a_comment_deleted_from_an_issue_that_had_no_open_line_is_noticed(
+    tmp_path: Path, sandbox: RunningSandbox
+) -> None:
+    """The first /spend comment of an issue without lines on an open draft, then its
+    deletion: the issue's comment count is back to what it was when it had no open line,
+    and the deletion must still be found (its line zeroed), not billed on."""
+    config = github_config(tmp_path, sandbox)
+    run("-c", config, "db", "upgrade")
+    fresh = httpx.post(
+        f"{sandbox.github.url}/_sandbox/issues",
+        json={"repo": "acme/website", "title": "A new request"},
+        timeout=10,
+    ).json()["data"]
+    chatter = httpx.post(
+        f"{sandbox.github.url}/_sandbox/comments",
+        json={"repo": "acme/website", "issue": fresh["number"], "body": "Any news?"},
+        timeout=10,
+    )
+    assert chatter.status_code == 200
+    # the first sync reads every comment: the issue's count (1) is recorded, no line
+    run("-c", config, "sync", "--source", "github-demo")
+
+    def later() -> None:  # past the overlap every read re-reads behind its cursor
+        advanced = httpx.post(
+            f"{sandbox.github.url}/_sandbox/clock", json={"advance": 600}, timeout=10
+        )
+        assert advanced.status_code == 200
+
+    later()
+    added = httpx.post(
+        f"{sandbox.github.url}/_sandbox/comments",
+        json={"repo": "acme/website", "issue": fresh["number"], "body": "Setup.\n/spend 2h"},
+        timeout=10,
+    ).json()["data"]
+    run("-c", config, "sync", "--source", "github-demo")
+    reference = f"acme/website#{fresh['number']}"
+    info = sandbox.info()["kukkingu"]
+    with KukkinguClient(info["baseUrl"], info["tenantId"], SecretStr(info["token"])) as kk:
+
+        def billed() -> list[tuple[str, int]]:
+            return [
+                (b["quantity"], b["metadata"]["rawSeconds"])
+                for items in snapshot(kk).billables.values()
+                for b in items
+                if b["referenceId"] == reference
+            ]
+
+        assert billed() == [("2.0", 7200)]
+        later()
+        gone = httpx.delete(f"{sandbox.github.url}/_sandbox/comments/{added['id']}", timeout=10)
+        assert gone.status_code == 204
+        run("-c", config, "sync", "--source", "github-demo")
+        assert billed() == [("0.0", 0)]  # zeroed: billables cannot be deleted
+        assert check_invariants(snapshot(kk)) == []
+
+
 def test_a_lost_repository_is_a_problem_and_the_others_still_bill(
     tmp_path: Path, sandbox: RunningSandbox
 ) -> None:

@@ -16,7 +16,9 @@ Per configured repository, one fetch yields batches the sync records one transac
    pages serve when it listed them all) and only issues with lines on an open draft whose
    count differs from the one recorded at the last look (cursor ``count:<issue id>``), or
    that had comments in step 2 (a deletion and an addition leave the count alone), have
-   their comments listed again, with ``If-None-Match`` (a 304 is free of rate limit).
+   their comments listed again, with ``If-None-Match`` (a 304 is free of rate limit); an
+   issue with comments in step 2 but no open line yet has its recorded count dropped, so
+   it is listed once it has one.
    Entries of the issue that no comment yields any more are deleted. An issue that is no
    longer listed is asked for at its address: transferred (301, followed), it is recorded
    in its new repository, where no rule may take it; 404 or 410 (gone private, or out of
@@ -247,6 +249,18 @@ class GitHubSource:
             for issue_id, key in context.open_issues()
             if key.startswith(f"{repo}#") and key.rsplit("#", 1)[1].isdigit()
         }
+        if look.counts is None:
+            # An issue with a comment written since the last look but no open line (yet:
+            # its lines are planned after this step) is not listed; its recorded count is
+            # dropped, since it no longer counts that comment: left as it was, it would
+            # match GitHub's again once the comment is deleted, and the deletion would go
+            # unseen. With no count recorded, the issue is listed once it has an open line.
+            stale = sorted(
+                f"count:{numbers[n]}"
+                for n in look.added
+                if n in numbers and n not in open_here and f"count:{numbers[n]}" in cursors
+            )
+            recorded.update(dict.fromkeys(stale, ""))
         if not open_here:
             if recorded:
                 yield SourceBatch(cursors=recorded)
