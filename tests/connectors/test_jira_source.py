@@ -4,6 +4,7 @@ changed worklogs, 429 and 5xx mid-sync, and bad worklogs. Entries land in a real
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
@@ -295,8 +296,14 @@ def test_the_next_page_is_read_while_a_batch_is_recorded(jira: RunningJira, fact
             batches.append(batch)
             yield batch
 
+    recording = itertools.count()  # ingest records the batches in the order they came
+
     def hold_the_issues_cursor(step: str) -> None:
-        if step != "ingest.batch" or overlapped or "issues" not in batches[-1].cursors:
+        if step != "ingest.batch":
+            return
+        # the batch about to be recorded (not batches[-1]: the read-ahead may be further)
+        batch = batches[next(recording)]
+        if overlapped or "issues" not in batch.cursors:
             return
         sent = sum(api.request_counts.values())
         deadline = time.monotonic() + 60
