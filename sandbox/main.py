@@ -21,6 +21,7 @@ from typing import Any
 from sandbox.cliniko.app import ClinikoApp
 from sandbox.cliniko.app import create_app as create_cliniko_app
 from sandbox.cliniko.state import ClinikoState
+from sandbox.common.webhooks import WebhookSender
 from sandbox.defaults import CLINIKO_PORT, DEFAULT_HOST, GITHUB_PORT, JIRA_PORT, KUKKINGU_PORT
 from sandbox.github.app import GitHubApp
 from sandbox.github.app import Seeder as GitHubSeeder
@@ -110,10 +111,16 @@ def start_sandbox(
     seed: int = 0,
     jira_data: JiraSeeder = seed_jira_demo,
     github_data: GitHubSeeder = seed_github_demo,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
 ) -> Iterator[RunningSandbox]:
     """Serve every sandbox API until the block ends. Port 0 picks a free port.
     ``jira_data`` / ``github_data``: what the Jira and GitHub sandboxes hold (the demo data,
-    or a generated dataset from ``sandbox.jira.dataset`` / ``sandbox.github.dataset``)."""
+    or a generated dataset from ``sandbox.jira.dataset`` / ``sandbox.github.dataset``).
+    ``webhook_url``: the Jira and GitHub sandboxes send signed webhooks of their admin edits
+    to ``{webhook_url}/hooks/jira`` and ``/hooks/github``, signed with ``webhook_secret``."""
+    if webhook_url is not None and not webhook_secret:
+        raise ValueError("a webhook URL needs a webhook secret to sign with")
     with ExitStack() as stack:
         kukkingu_app = create_app(KukkinguState(rng_seed=seed))
         kukkingu = _serve(stack, kukkingu_app, "kukkingu", host, kukkingu_port)
@@ -123,6 +130,13 @@ def start_sandbox(
         github = _serve(stack, github_app, "github", host, github_port, date_header=False)
         cliniko_app = create_cliniko_app(ClinikoState())
         cliniko = _serve(stack, cliniko_app, "cliniko", host, cliniko_port, date_header=False)
+        if webhook_url is not None and webhook_secret:
+            base = webhook_url.rstrip("/")
+            jira_hooks = WebhookSender("jira", f"{base}/hooks/jira", webhook_secret)
+            github_hooks = WebhookSender("github", f"{base}/hooks/github", webhook_secret)
+            for sender in (jira_hooks, github_hooks):
+                stack.callback(sender.close)
+            jira_app.webhooks, github_app.webhooks = jira_hooks, github_hooks
         yield RunningSandbox(
             kukkingu_app, kukkingu, jira_app, jira, github_app, github, cliniko_app, cliniko
         )

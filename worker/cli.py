@@ -442,6 +442,19 @@ def _wait_for_signal() -> None:
 )
 @click.option("--seed", default=0, show_default=True, help="Seed for generated ids.")
 @click.option(
+    "--webhook-url",
+    metavar="URL",
+    help="Send signed webhooks of Jira and GitHub admin edits to URL/hooks/jira and "
+    "URL/hooks/github (the dashboard's address).",
+)
+@click.option(
+    "--webhook-secret-env",
+    metavar="NAME",
+    default="BILLSYNC_SANDBOX_WEBHOOK_SECRET",
+    show_default=True,
+    help="The environment variable holding the secret the webhooks are signed with.",
+)
+@click.option(
     "--info",
     "info_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -454,12 +467,20 @@ def sandbox_command(
     github_port: int,
     cliniko_port: int,
     seed: int,
+    webhook_url: str | None,
+    webhook_secret_env: str,
     info_path: Path | None,
 ) -> None:
     """Serve the sandbox APIs (Kukkingu, Jira, GitHub, Cliniko) with demo data until
     interrupted."""
     from sandbox.main import SandboxStartError, start_sandbox, write_info
 
+    secret = os.environ.get(webhook_secret_env) if webhook_url else None
+    if webhook_url and not secret:
+        raise click.ClickException(
+            f"--webhook-url needs the secret to sign with: set {webhook_secret_env} "
+            "(the same value as the dashboard's [webhooks] github_secret_env / jira_secret_env)"
+        )
     try:
         with start_sandbox(
             host,
@@ -468,11 +489,15 @@ def sandbox_command(
             github_port=github_port,
             cliniko_port=cliniko_port,
             seed=seed,
+            webhook_url=webhook_url,
+            webhook_secret=secret,
         ) as running:
             info = running.info()
             if info_path is not None:
                 write_info(info_path, info)
             _print_sandbox(info, info_path)
+            if webhook_url:
+                click.echo(f"Webhooks          admin edits are sent to {webhook_url}/hooks/...")
             click.echo("Serving; press Ctrl-C to stop.")
             _wait_for_signal()
     except SandboxStartError as exc:
@@ -541,14 +566,21 @@ def demo_command(state: _State, wait: bool) -> None:
     if settings.file.cliniko is not None:
         ports["cliniko"] = _demo_port(settings.file.cliniko.base_url, "cliniko.base_url")
         where["cliniko"] = "cliniko.base_url"
+    webhook_url, webhook_secret = _demo_webhooks(settings) if wait else (None, None)
     try:
         with start_sandbox(
             kukkingu_port=kukkingu_port,
             jira_port=ports["jira"],
             github_port=ports["github"],
             cliniko_port=ports["cliniko"],
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
         ) as running:
             _print_sandbox(running.info(), None)
+            if webhook_url:
+                click.echo(
+                    f"Webhooks          Jira and GitHub admin edits are sent to {webhook_url}"
+                )
             earlier = _fresh_demo_store(settings.state_url)
             upgrade(settings.state_url)
             click.echo(f"State store       {_safe_url(settings.state_url)} (migrated)")
@@ -588,6 +620,20 @@ def demo_command(state: _State, wait: bool) -> None:
             f"is another sandbox or demo running? Stop it, or give the demo another port in "
             f"{where.get(exc.service, 'the config')} ({settings.path})"
         ) from None
+
+
+def _demo_webhooks(settings: Settings) -> tuple[str | None, str | None]:
+    """Where the demo's sandboxes send webhooks of admin edits (the dashboard), and the
+    secret they sign with: when ``[webhooks]`` names one secret for both services."""
+    hooks = settings.file.webhooks
+    names = {hooks.github_secret_env, hooks.jira_secret_env} - {None}
+    if len(names) != 1:
+        return None, None
+    (name,) = names
+    assert name is not None
+    dashboard = settings.file.dashboard
+    host = "127.0.0.1" if dashboard.host in ("0.0.0.0", "::") else dashboard.host  # noqa: S104
+    return f"http://{host}:{dashboard.port}", settings.secret(name).get_secret_value()
 
 
 def _price_items(metadata: Mapping[str, Any]) -> list[str]:
@@ -667,10 +713,19 @@ def _demo_dashboard(settings: Settings) -> None:
     engine = make_engine(settings.state_url)
     factory = session_factory(engine)
     lock = threading.Lock()  # one demo sync at a time, like the per-source lock
+    waiting: set[str] = set()  # sources with a sync waiting for the lock: it covers requests
+    guard = threading.Lock()
 
     def sync_inline(source: str, trigger: str) -> str:
+        with guard:
+            if source in waiting:
+                return f"inline {source} (a sync of it is about to start)"
+            waiting.add(source)
+
         def run() -> None:
             with lock, kukkingu_client(settings) as client:
+                with guard:
+                    waiting.discard(source)  # it begins: later requests need another sync
                 try:
                     # the state store's locks, as `billsync sync` takes them without Redis
                     with (
@@ -685,7 +740,7 @@ def _demo_dashboard(settings: Settings) -> None:
                             checkpoint=checkpoint,
                             ledger_lock=ledger,
                             fence=fence,
-                            trigger=RunTrigger(trigger),  # the dashboard's: on_demand
+                            trigger=RunTrigger(trigger),  # on_demand, or webhook
                         )
                 except Exception:
                     logging.getLogger("billsync.demo").exception("demo sync of %s", source)
@@ -743,6 +798,15 @@ def _demo_dashboard(settings: Settings) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Draw peak RSS and wall time against dataset size (the sizes measured) as an SVG.",
 )
+@click.option(
+    "--webhooks",
+    is_flag=True,
+    help="Instead: edit-to-billable latency through Jira webhooks, with a real Redis and one "
+    "worker (SPEC §12), against the scheduled sync.",
+)
+@click.option(
+    "--edits", default=20, show_default=True, help="With --webhooks: how many edits to time."
+)
 def bench_command(
     sizes: tuple[str, ...],
     latency_ms: int,
@@ -751,11 +815,14 @@ def bench_command(
     json_path: Path | None,
     profile: bool,
     plot_path: Path | None,
+    webhooks: bool,
+    edits: int,
 ) -> None:
     """Benchmark full, no-change and 1%-changed syncs on a generated dataset (SPEC §10).
 
     Several --size options run one after another (each in WORKDIR/<size>); the JSON is then
-    a list with one object per size."""
+    a list with one object per size. With --webhooks: the latency from an edit to its
+    billable, through the webhook."""
     import json
 
     from worker.bench import SIZES, routes, run_bench, table
@@ -763,6 +830,21 @@ def bench_command(
     if latency_ms < 0:
         raise click.BadParameter("must be >= 0", param_hint="--latency-ms")
     chosen = list(dict.fromkeys(s.upper() for s in sizes)) or ["S"]
+    if webhooks:
+        from worker.benchhooks import run_webhook_bench
+
+        if edits < 1:
+            raise click.BadParameter("must be >= 1", param_hint="--edits")
+        for name in chosen:
+            where = workdir if len(chosen) == 1 else workdir / name
+            try:
+                hooked = run_webhook_bench(SIZES[name], where, edits=edits, report=click.echo)
+            except RuntimeError as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo("")
+            for line in hooked.lines():
+                click.echo(line)
+        return
     results, failed = [], []
     for name in chosen:
         where = workdir if len(chosen) == 1 else workdir / name

@@ -274,6 +274,17 @@ class RuleConfig(_Strict):
         return codes + [rate for rate in self.person_rates.values() if isinstance(rate, str)]
 
 
+class WebhooksConfig(_Strict):
+    """Jira and GitHub webhooks, received by the dashboard server (SPEC §12)."""
+
+    github_secret_env: EnvName | None = None
+    jira_secret_env: EnvName | None = None
+    # GitHub caps a delivery at 25 MB; billsync's events are far smaller
+    max_body_bytes: Annotated[int, Field(strict=True, ge=1024, le=26_214_400)] = 1_048_576
+    # a webhook's sync waits this long before it starts, so a burst of events is one sync
+    debounce_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
+
+
 class DashboardConfig(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 8780
@@ -309,6 +320,7 @@ class FileConfig(_Strict):
     sources: list[SourceConfig] = []
     rules: list[RuleConfig] = []
     cliniko: ClinikoConfig | None = None
+    webhooks: WebhooksConfig = WebhooksConfig()
     dashboard: DashboardConfig = DashboardConfig()
 
 
@@ -394,9 +406,10 @@ def _validation_problems(exc: ValidationError) -> list[Problem]:
     return problems
 
 
+# each is named by a `<key>_env`
 INLINE_SECRETS = frozenset(
-    {"token", "password", "email", "api_key"}
-)  # each is named by a `<key>_env`
+    {"token", "password", "email", "api_key", "github_secret", "jira_secret"}
+)
 
 
 def _raw_rule_problems(data: Mapping[str, Any]) -> list[Problem]:
@@ -596,6 +609,7 @@ def _with_resolved_ca_bundles(config: FileConfig, base_dir: Path | None) -> File
 
 
 MIN_DASHBOARD_PASSWORD = 12  # characters of a basic-auth password
+MIN_WEBHOOK_SECRET = 16  # characters of a webhook secret
 
 
 def _secret_names(config: FileConfig) -> list[tuple[str, str]]:
@@ -610,6 +624,10 @@ def _secret_names(config: FileConfig) -> list[tuple[str, str]]:
             names.append((f"sources[{index}].email_env", source.email_env))
     if config.cliniko is not None:
         names.append(("cliniko.api_key_env", config.cliniko.api_key_env))
+    for key in ("github_secret_env", "jira_secret_env"):
+        value = getattr(config.webhooks, key)
+        if value:
+            names.append((f"webhooks.{key}", value))
     for key in ("token_env", "password_env"):
         value = getattr(config.dashboard, key)
         if value:
@@ -629,6 +647,14 @@ def _resolve_secrets(
         elif value.strip().lower() in PLACEHOLDER_SECRETS:
             problems.append(
                 Problem(path, f"environment variable {name} holds an empty or placeholder value")
+            )
+        elif path.startswith("webhooks.") and len(value) < MIN_WEBHOOK_SECRET:
+            problems.append(
+                Problem(
+                    path,
+                    f"the secret in {name} is shorter than {MIN_WEBHOOK_SECRET} characters "
+                    "(anyone who guesses it can make billsync sync: use a long random one)",
+                )
             )
         elif path == "dashboard.password_env" and len(value) < MIN_DASHBOARD_PASSWORD:
             problems.append(

@@ -41,13 +41,15 @@ from worker.locks import (
     running_key,
     source_lock_key,
     swept_key,
+    webhook_key,
 )
 
 log = logging.getLogger("billsync.coordination")
 
 SYNC_TASK = "billsync.sync_source"  # stable on purpose: queued messages name it
 NOT_AFTER = "billsync_not_after"  # message header (epoch s) beat sets on a scheduled send
-TRIGGERS = frozenset({"schedule", "on_demand", "cli"})  # worker.store.RunTrigger's values
+# worker.store.RunTrigger's values
+TRIGGERS = frozenset({"schedule", "on_demand", "cli", "webhook"})
 FOLLOW_UP_CLAIM = 30  # seconds the sweep leaves a follow-up to the sync that sends it
 # deletes the running marker only if it still names the same holder
 _DELETE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
@@ -140,6 +142,7 @@ def begin(redis: Redis, source: str, trigger: str, marker: str, *, marker_ttl: i
     """The lock is held and the sync starts: it covers every request made so far, it is owed
     until it ends (a worker resumes it if it dies), and the marker names its holder."""
     clear_follow_up(redis, source)
+    redis.delete(webhook_key(source))  # a webhook's next event sends a message again
     mark_owed(redis, source, trigger)
     redis.set(running_key(source), marker, ex=marker_ttl)
 

@@ -16,12 +16,19 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.core.model import Issue, TimeEntry
 from worker.ledger import mark_dirty
-from worker.ports import BadEntry, EntrySource, SourceBatch, SourceContext, SourceKind
+from worker.ports import (
+    BadEntry,
+    EntrySource,
+    Report,
+    SourceBatch,
+    SourceContext,
+    SourceKind,
+)
 from worker.prefetch import Prefetch
 from worker.progress import ProgressFn, no_progress
 from worker.store import (
@@ -35,6 +42,7 @@ from worker.store import (
     Line,
     Source,
     SourceIssue,
+    WebhookReport,
     transaction,
     utcnow,
 )
@@ -125,6 +133,18 @@ class StoreContext(SourceContext):
                     if state == EntryState.ACTIVE and issue_id is not None:
                         found.setdefault(issue_id, set()).add(key)
         return found
+
+    def reports(self) -> list[Report]:
+        with self.factory() as session:
+            rows = session.scalars(
+                select(WebhookReport)
+                .where(WebhookReport.source_id == self.source_id)
+                .order_by(WebhookReport.id)
+            )
+            return [
+                Report(row.id, row.kind, row.item_id, row.repo, row.issue_id, row.comments)
+                for row in rows
+            ]
 
 
 def entry_hash(entry: TimeEntry) -> str:
@@ -323,6 +343,12 @@ def record_batch(
     for stream, value in batch.cursors.items():
         _record_cursor(session, source, stream, value)
     counts.unreachable += batch.unreachable
+    if batch.settled:
+        session.execute(
+            delete(WebhookReport).where(
+                WebhookReport.source_id == source.id, WebhookReport.id.in_(batch.settled)
+            )
+        )
     session.flush()
     dirty |= entries.dirty
     mark_dirty(session, ((source.id, issue) for issue in dirty), own_sync=True)

@@ -58,6 +58,12 @@ def owed_key(source: str) -> str:
     return f"{PREFIX}:owed:{source}"
 
 
+def webhook_key(source: str) -> str:
+    """A webhook's sync message of ``source`` is sent and no sync has begun since (see
+    :func:`worker.webhooks.request_sync`)."""
+    return f"{PREFIX}:webhook:{source}"
+
+
 def swept_key(source: str) -> str:
     return f"{PREFIX}:swept:{source}"
 

@@ -40,6 +40,22 @@ class SourceBatch:
     # parts of the source that stopped answering (a repository the token lost): (what, why).
     # Lost access is not deletion: what was read from them before stays as it is.
     unreachable: tuple[tuple[str, str], ...] = ()
+    # ids of webhook reports (SourceContext.reports) this batch covers: they are removed in
+    # the batch's transaction
+    settled: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A change a webhook reported before the sync (SPEC §12): ``kind`` is
+    ``comment_deleted`` (GitHub), ``worklog`` or ``worklog_deleted`` (Jira)."""
+
+    id: int
+    kind: str
+    item_id: str  # the comment's or worklog's id
+    repo: str | None = None  # GitHub: owner/repo
+    issue_id: str | None = None
+    comments: int | None = None  # GitHub: the issue's comment count after it
 
 
 class SourceContext:
@@ -66,6 +82,10 @@ class SourceContext:
     def active_entry_keys_of(self, issue_ids: Collection[str]) -> dict[str, set[str]]:
         """:meth:`active_entry_keys` of several issues at once (absent: none)."""
         return {}
+
+    def reports(self) -> list[Report]:
+        """Changes webhooks reported that no sync has read yet, oldest first."""
+        return []
 
 
 class EntrySource(Protocol):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from worker.ports import SourceContext
+from worker.ports import Report, SourceContext
 
 T = TypeVar("T")
 
@@ -152,3 +152,7 @@ class _CaughtUp(SourceContext):
     def active_entry_keys_of(self, issue_ids: Collection[str]) -> dict[str, set[str]]:
         self._prefetch.wait_caught_up()
         return self._inner.active_entry_keys_of(issue_ids)
+
+    def reports(self) -> list[Report]:
+        self._prefetch.wait_caught_up()
+        return self._inner.reports()

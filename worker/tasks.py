@@ -193,6 +193,11 @@ def sync_source(self: Task, source: str, trigger: str = "schedule", follow_up: b
         return "unknown source"
     redis = redis_client()
     not_after = self.request.get(NOT_AFTER)
+    debounce = config.file.webhooks.debounce_seconds
+    if trigger == "webhook" and not follow_up and debounce and _first_delivery(self):
+        # the rest of a burst of events arrives meanwhile; they find this message
+        # outstanding and send none (worker.webhooks.request_sync)
+        time.sleep(debounce)
     try:
         start = coordination.on_start(
             redis,

@@ -25,6 +25,13 @@ Per configured repository, one fetch yields batches the sync records one transac
    the token's view), it is skipped: invisible is not deleted. A no-change sync thus costs
    a few pages per repository, not one request per issue.
 
+   A deletion a webhook reported (``issue_comment`` ``deleted``, recorded by the dashboard
+   server; SPEC §12) is applied first, without listing anything: the comment's entries are
+   deleted, and when the issue's comment count the event gave is exactly one less than
+   the count last recorded, that count is recorded, so step 3 finds nothing to list again.
+   Any other count (an event lost before it, a comment added since) leaves the recorded
+   count, and step 3 lists the issue's comments as it would without the webhook.
+
 Every ``since`` re-reads ``overlap_seconds`` behind its cursor; cursors come from GitHub's
 own timestamps.
 """
@@ -46,7 +53,7 @@ from connectors.github.mapping import (
     parse_github_time,
 )
 from worker.core.model import Issue, TimeEntry
-from worker.ports import BadEntry, SourceBatch, SourceContext, SourceKind
+from worker.ports import BadEntry, Report, SourceBatch, SourceContext, SourceKind
 
 
 def _iso(moment: datetime) -> str:
@@ -84,8 +91,14 @@ class GitHubSource:
         self, cursors: Mapping[str, str], context: SourceContext | None = None
     ) -> Iterator[SourceBatch]:
         context = context or SourceContext()
+        cursors = dict(cursors)  # reported deletions update the counts step 3 compares
+        # asked before anything is yielded (a later question waits for the recording)
+        reports = [r for r in context.reports() if r.kind == "comment_deleted" and r.repo]
         for repo in self.repos:
             try:
+                mine = [r for r in reports if (r.repo or "").casefold() == repo.casefold()]
+                if mine:
+                    yield self._apply_reports(mine, cursors, context)
                 yield from self._repository(repo, cursors, context)
             except GitHubLostAccess as exc:
                 # lost access is not deletion: its lines stay; every other repository syncs
@@ -110,6 +123,30 @@ class GitHubSource:
         look = _Look(counts if complete else None)
         yield from self._comments(repo, cursors, numbers, context, look)
         yield from self._relist_open(repo, cursors, context, look, numbers)
+
+    def _apply_reports(
+        self, reports: list[Report], cursors: dict[str, str], context: SourceContext
+    ) -> SourceBatch:
+        """The entries of comments whose deletion a webhook reported, deleted; the issue's
+        count recorded when the event's is exactly one less than the one recorded."""
+        active = context.active_entry_keys_of({r.issue_id for r in reports if r.issue_id})
+        deleted: list[str] = []
+        counts: dict[str, str] = {}
+        for report in reports:
+            prefix = comment_prefix(self.api.host, report.item_id)
+            mine = active.get(report.issue_id or "", ())
+            deleted += sorted(k for k in mine if k.startswith(prefix))
+            stream = f"count:{report.issue_id}"
+            known = cursors.get(stream, "")
+            if (
+                report.comments is not None
+                and known.isdigit()
+                and int(known) - 1 == report.comments
+            ):
+                counts[stream] = cursors[stream] = str(report.comments)
+        return SourceBatch(
+            deleted=tuple(deleted), cursors=counts, settled=tuple(r.id for r in reports)
+        )
 
     # --- 1. issues -------------------------------------------------------------------------
 

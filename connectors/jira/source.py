@@ -14,6 +14,12 @@ One fetch yields batches the sync records one transaction each (cursor included)
    batch whose cursor is the page's ``until``;
 3. **deletions**: ``/worklog/deleted?since=`` pages, cursor ``until`` likewise.
 
+Before step 2, the worklogs webhooks reported written or deleted (SPEC §12) are read by id
+with ``POST /worklog/list``: the feeds leave out the last minute, so without this an edit
+would reach its draft a minute or more after its webhook. A reported deletion is applied
+when Jira no longer returns the worklog. The feeds list them again later; re-read entries
+change nothing.
+
 A configured project Jira refuses (the account lost Browse projects there) is reported as
 unreachable and the others are read; its cursors at that moment are kept (``lost:<key>``)
 and restored when it answers again, so nothing logged on it meanwhile is skipped.
@@ -32,10 +38,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.jira.client import ID_PAGE, JiraApi, JiraQueryRefused
+from connectors.jira.client import ID_PAGE, WORKLOG_LIST_LIMIT, JiraApi, JiraQueryRefused
 from connectors.jira.mapping import map_issue, map_worklog, parse_jira_datetime, worklog_key
 from worker.core.model import Issue, TimeEntry
-from worker.ports import BadEntry, SourceBatch, SourceContext, SourceKind
+from worker.ports import BadEntry, Report, SourceBatch, SourceContext, SourceKind
 
 log = logging.getLogger("billsync.jira")
 
@@ -225,6 +231,9 @@ class JiraSource:
         self, cursors: Mapping[str, str], context: SourceContext | None = None
     ) -> Iterator[SourceBatch]:
         context = context or SourceContext()
+        # asked before anything is yielded: a question asked later waits until every batch
+        # yielded before it is recorded, which would stop the next page's read-ahead
+        reports = [r for r in context.reports() if r.kind in ("worklog", "worklog_deleted")]
         projects, lost, back = self._reachable(cursors)
         if back:
             # A project that answers again: what changed in it while it did not answer was
@@ -271,7 +280,10 @@ class JiraSource:
                 yield SourceBatch(issues=tuple(moved))
         yield SourceBatch(cursors={"issues": str(self._newest_ms)})
 
-        yield from self._worklog_batches(cursors, set(tagged), context)
+        known = set(tagged)
+        if reports:
+            yield from self._reported(reports, known, context)
+        yield from self._worklog_batches(cursors, known, context)
         yield from self._deletion_batches(cursors)
         if back:  # read again in full: forget the marks
             yield SourceBatch(cursors={f"{LOST}{key}": "" for key in back})
@@ -286,33 +298,57 @@ class JiraSource:
         since = max(0, previous - self.overlap_ms)
         for page in self.api.worklog_feed("updated", since):
             ids = sorted({int(v["worklogId"]) for v in page["values"] if "worklogId" in v})
-            entries: list[TimeEntry] = []
-            bad: list[BadEntry] = []
-            for raw in self.api.worklogs(ids) if ids else []:
-                mapped = map_worklog(self.api.site, self.name, raw)
-                if isinstance(mapped, TimeEntry):
-                    entries.append(mapped)
-                else:
-                    bad.append(mapped)
-            unknown = {e.issue_id for e in entries} - known
-            scopes = context.issue_scopes(unknown) if unknown else {}
-            # Known issues are not asked for again, except those held as in scope that the
-            # searches did not return: they may have left every rule since.
-            stale = sorted(
-                (i for i, (project, rules) in scopes.items() if project in self.projects or rules),
-                key=_numeric,
-            )
-            unknown -= set(scopes)
-            issues = self._issues_by_id(sorted(unknown, key=_numeric)) if unknown else []
-            issues += self._reread(stale) if stale else []
-            known |= {e.issue_id for e in entries}
+            batch = self._read_worklogs(ids, known, context)
             previous = _cursor(page, previous)
-            yield SourceBatch(
-                issues=tuple(issues),
-                entries=tuple(entries),
-                bad=tuple(bad),
-                cursors={"worklog_updated": str(previous)},
+            yield replace(batch, cursors={"worklog_updated": str(previous)})
+
+    def _read_worklogs(
+        self, ids: Sequence[int], known: set[str], context: SourceContext
+    ) -> SourceBatch:
+        """These worklogs (one ``POST /worklog/list``), with the issues they name that the
+        store does not know, or holds as in scope without this fetch's searches returning
+        them (they may have left every rule since)."""
+        entries: list[TimeEntry] = []
+        bad: list[BadEntry] = []
+        for raw in self.api.worklogs(ids) if ids else []:
+            mapped = map_worklog(self.api.site, self.name, raw)
+            if isinstance(mapped, TimeEntry):
+                entries.append(mapped)
+            else:
+                bad.append(mapped)
+        unknown = {e.issue_id for e in entries} - known
+        scopes = context.issue_scopes(unknown) if unknown else {}
+        stale = sorted(
+            (i for i, (project, rules) in scopes.items() if project in self.projects or rules),
+            key=_numeric,
+        )
+        unknown -= set(scopes)
+        issues = self._issues_by_id(sorted(unknown, key=_numeric)) if unknown else []
+        issues += self._reread(stale) if stale else []
+        known |= {e.issue_id for e in entries}
+        return SourceBatch(issues=tuple(issues), entries=tuple(entries), bad=tuple(bad))
+
+    def _reported(
+        self, reports: Sequence[Report], known: set[str], context: SourceContext
+    ) -> Iterator[SourceBatch]:
+        """Worklogs webhooks reported written or deleted, read by id: the worklog feeds
+        leave out the last minute, the webhook does not. A worklog reported deleted that
+        Jira no longer returns is deleted; one it returns is recorded as it is (a deletion
+        reported for a worklog that still exists is not believed)."""
+        ids = sorted({int(r.item_id) for r in reports if r.item_id.isdigit()})
+        for start in range(0, len(ids), WORKLOG_LIST_LIMIT):
+            chunk = ids[start : start + WORKLOG_LIST_LIMIT]
+            batch = self._read_worklogs(chunk, known, context)
+            found = {e.key for e in batch.entries} | {b.key for b in batch.bad}
+            gone = {
+                worklog_key(self.api.site, r.item_id)
+                for r in reports
+                if r.kind == "worklog_deleted" and r.item_id.isdigit() and int(r.item_id) in chunk
+            }
+            settled = tuple(
+                r.id for r in reports if not r.item_id.isdigit() or int(r.item_id) in chunk
             )
+            yield replace(batch, deleted=tuple(sorted(gone - found)), settled=settled)
 
     def _deletion_batches(self, cursors: Mapping[str, str]) -> Iterator[SourceBatch]:
         previous = int(cursors.get("worklog_deleted", "0"))

@@ -43,7 +43,8 @@ from sandbox.common.admin import (
 )
 from sandbox.common.admin import AdminError as _AdminError
 from sandbox.common.admin import parse_body as _parse
-from sandbox.github.render import rate_json, timestamp
+from sandbox.github.hooks import comment_event, issue_events, transfer_event
+from sandbox.github.render import Renderer, rate_json, timestamp
 from sandbox.github.seed import DEMO_LOGIN
 from sandbox.github.state import Comment, GitHubState, Invalid, Issue, NotFound, Rate, Repo
 
@@ -170,6 +171,21 @@ def create_github_admin_app(app: GitHubApp) -> ASGIApp:
 
     guarded = guard(NotFound, Invalid)
 
+    def render(request: Request) -> Renderer:
+        from sandbox.github.app import api_root, origin  # the app imports this module
+
+        return Renderer(state, api_root(request), origin(request))
+
+    def comment_hook(request: Request, comment: Comment, action: str, before: str = "") -> None:
+        """A signed ``issue_comment`` webhook, when started with a webhook URL."""
+        if app.webhooks is None:
+            return
+        repo = state.repo_by_id(comment.repo_id)
+        issue = state.find_issue(comment.repo_id, comment.issue_number) if repo else None
+        if repo is not None and issue is not None:
+            payload = comment_event(render(request), repo, issue, comment, action, before=before)
+            app.webhooks.send("issue_comment", payload)
+
     def _comment_id(request: Request) -> int:
         raw = request.path_params["comment_id"]
         if not raw.isdigit():
@@ -216,6 +232,12 @@ def create_github_admin_app(app: GitHubApp) -> ASGIApp:
         params = request.path_params
         repo_name = f"{params['owner']}/{params['repo']}"
         number = params["number"]
+        found = state.find_issue(state.repo(repo_name).id, number)
+        before = (
+            {"title": found.title, "body": found.body, "labels": found.labels, "state": found.state}
+            if found is not None
+            else {}
+        )
         issue = state.update_issue(
             repo_name,
             number,
@@ -225,14 +247,24 @@ def create_github_admin_app(app: GitHubApp) -> ASGIApp:
             state=body.state,
             by=body.user,
         )
+        if app.webhooks is not None:
+            sender = body.user or DEMO_LOGIN
+            for payload in issue_events(
+                render(request), state.repo(repo_name), issue, sender=sender, before=before
+            ):
+                app.webhooks.send("issues", payload)
         return ok(issue_json(state.repo(repo_name), issue))
 
     async def transfer_issue(request: Request) -> Response:
         body = await _parse(request, IssueTransfer)
         params = request.path_params
-        issue = state.transfer_issue(
-            f"{params['owner']}/{params['repo']}", params["number"], body.repo
-        )
+        old_repo = state.repo(f"{params['owner']}/{params['repo']}")
+        issue = state.transfer_issue(old_repo.full_name, params["number"], body.repo)
+        if app.webhooks is not None:
+            payload = transfer_event(
+                render(request), old_repo, state.repo(body.repo), issue, int(params["number"])
+            )
+            app.webhooks.send("issues", payload)
         return ok(issue_json(state.repo(body.repo), issue))
 
     async def add_comment(request: Request) -> Response:
@@ -240,15 +272,20 @@ def create_github_admin_app(app: GitHubApp) -> ASGIApp:
         comment = state.add_comment(
             body.repo, body.issue, user=body.user, body=body.body, created=body.created_at
         )
+        comment_hook(request, comment, "created")
         return ok(comment_json(state, comment))
 
     async def edit_comment(request: Request) -> Response:
         comment_id = _comment_id(request)
         body = await _parse(request, CommentEdit)
-        return ok(comment_json(state, state.edit_comment(comment_id, body=body.body)))
+        before = state.comment(comment_id).body
+        comment = state.edit_comment(comment_id, body=body.body)
+        comment_hook(request, comment, "edited", before)
+        return ok(comment_json(state, comment))
 
     async def delete_comment(request: Request) -> Response:
-        state.delete_comment(_comment_id(request))
+        gone = state.delete_comment(_comment_id(request))
+        comment_hook(request, gone, "deleted")
         return Response(status_code=204)
 
     def budgets_json() -> dict[str, Any]:

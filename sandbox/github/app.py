@@ -52,6 +52,7 @@ from sandbox.common.faults import (
     default_retry_after,
     route_template,
 )
+from sandbox.common.webhooks import WebhookSender
 from sandbox.github.admin import create_github_admin_app
 from sandbox.github.render import Renderer, rate_limit_body
 from sandbox.github.seed import GitHubSeedInfo, seed_demo
@@ -604,6 +605,7 @@ class GitHubApp:
         self.faults = FaultPlan()
         self.requests = RequestCounter()
         self.info: GitHubSeedInfo | None = None
+        self.webhooks: WebhookSender | None = None  # set by start_sandbox(webhook_url=...)
         self._seed = seed
         self._request_ids = itertools.count(1)
         self._api_routes = GitHubRoutes(state).routes()

@@ -19,7 +19,9 @@ Loopback only, never counted, never faulted. Answers are ``{"data": ...}``; erro
     DELETE /_sandbox/worklogs/{id}          204; listed by /worklog/deleted from now on
     POST   /_sandbox/worklogs/raw           {"issue", "worklog": {...}} stored and served as is
 
-Every change stamps ``updated`` with the sandbox clock.
+Every change stamps ``updated`` with the sandbox clock. Started with a webhook URL
+(``billsync sandbox --webhook-url``), the sandbox also sends a signed webhook for each issue
+and worklog change (:mod:`sandbox.jira.hooks`, :mod:`sandbox.common.webhooks`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from sandbox.common.admin import (
 )
 from sandbox.common.admin import AdminError as _AdminError
 from sandbox.common.admin import parse_body as _parse
+from sandbox.jira.hooks import issue_event, worklog_event
 from sandbox.jira.render import jira_time
 from sandbox.jira.seed import DEMO_ACCOUNT_ID
 from sandbox.jira.state import Invalid, Issue, NotFound, Worklog
@@ -146,6 +149,22 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
 
     guarded = guard(NotFound, Invalid)
 
+    def notify(request: Request, payload: dict[str, Any]) -> None:
+        """A signed webhook of the edit, when the sandbox was started with a webhook URL."""
+        if app.webhooks is not None:
+            app.webhooks.send(payload["webhookEvent"], payload)
+
+    def base(request: Request) -> str:
+        return str(request.base_url)
+
+    def issue_changed(request: Request, issue: Issue, items: list[dict[str, Any]]) -> None:
+        if app.webhooks is not None:
+            notify(request, issue_event(state, base(request), "jira:issue_updated", issue, items))
+
+    def worklog_changed(request: Request, name: str, worklog: Worklog) -> None:
+        if app.webhooks is not None:
+            notify(request, worklog_event(state, base(request), name, worklog))
+
     async def add_issue(request: Request) -> Response:
         body = await _parse(request, IssueCreate)
         issue = state.add_issue(
@@ -156,6 +175,8 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
             issuetype=body.issuetype,
             reporter=DEMO_ACCOUNT_ID,
         )
+        if app.webhooks is not None:
+            notify(request, issue_event(state, base(request), "jira:issue_created", issue, []))
         return ok(issue_json(issue, zone))
 
     async def patch_issue(request: Request) -> Response:
@@ -166,6 +187,10 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
             labels=body.labels,
             issuetype=body.issuetype,
         )
+        changed = body.model_dump(exclude_none=True)
+        issue_changed(
+            request, issue, [{"field": k, "toString": str(v)} for k, v in changed.items()]
+        )
         return ok(issue_json(issue, zone))
 
     async def patch_project(request: Request) -> Response:
@@ -175,7 +200,9 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
 
     async def move_issue(request: Request) -> Response:
         body = await _parse(request, IssueMove)
-        return ok(issue_json(state.move_issue(request.path_params["key"], body.project), zone))
+        issue = state.move_issue(request.path_params["key"], body.project)
+        issue_changed(request, issue, [{"field": "project", "toString": body.project}])
+        return ok(issue_json(issue, zone))
 
     async def add_comment(request: Request) -> Response:
         body = await _parse(request, CommentCreate)
@@ -193,6 +220,7 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
             seconds=body.timeSpentSeconds,
             comment=body.comment,
         )
+        worklog_changed(request, "worklog_created", worklog)
         return ok(worklog_json(worklog, zone))
 
     async def edit_worklog(request: Request) -> Response:
@@ -206,15 +234,21 @@ def create_jira_admin_app(app: JiraApp) -> ASGIApp:
             author=body.accountId,
             update_author=body.updateAccountId,
         )
+        worklog_changed(request, "worklog_updated", worklog)
         return ok(worklog_json(worklog, zone))
 
     async def delete_worklog(request: Request) -> Response:
-        state.delete_worklog(_worklog_id(request))
+        worklog_id = _worklog_id(request)
+        gone = state.worklog(worklog_id)
+        state.delete_worklog(worklog_id)
+        worklog_changed(request, "worklog_deleted", gone)
         return Response(status_code=204)
 
     async def add_raw(request: Request) -> Response:
         body = await _parse(request, RawWorklog)
-        return ok(worklog_json(state.add_raw_worklog(body.issue, body.worklog), zone))
+        worklog = state.add_raw_worklog(body.issue, body.worklog)
+        worklog_changed(request, "worklog_created", worklog)
+        return ok(worklog_json(worklog, zone))
 
     prefix = ADMIN_PREFIX
     routes: list[BaseRoute] = [

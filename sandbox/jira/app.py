@@ -42,6 +42,7 @@ from sandbox.common.faults import (
     default_retry_after,
     route_template,
 )
+from sandbox.common.webhooks import WebhookSender
 from sandbox.jira import jql
 from sandbox.jira.admin import create_jira_admin_app
 from sandbox.jira.render import FIELD_CATALOGUE, FieldSelection, Renderer, jira_time
@@ -555,6 +556,7 @@ class JiraApp:
         self.faults = FaultPlan()
         self.requests = RequestCounter()
         self.info: JiraSeedInfo | None = None
+        self.webhooks: WebhookSender | None = None  # set by start_sandbox(webhook_url=...)
         self._seed = seed
         self._api_routes = JiraRoutes(state, legacy_search=legacy_search).routes()
         render = _error_renderer(self._api_routes)

@@ -31,7 +31,7 @@ def table_names(engine: Engine) -> set[str]:
         return set(inspect(connection).get_table_names())
 
 
-def test_models_declare_the_fourteen_tables() -> None:
+def test_models_declare_the_fifteen_tables() -> None:
     assert {
         "sources",
         "cursors",
@@ -47,6 +47,7 @@ def test_models_declare_the_fourteen_tables() -> None:
         "dirty_issues",
         "price_items",
         "price_list",
+        "webhook_reports",
     } == MODEL_TABLES
 
 
@@ -54,7 +55,7 @@ def test_upgrade_head_creates_every_table(db_url: str, engine: Engine) -> None:
     assert current(db_url) is None
     upgrade(db_url)
     assert table_names(engine) == MODEL_TABLES | {"alembic_version"}
-    assert current(db_url) == head() == "0011"
+    assert current(db_url) == head() == "0012"
 
 
 def test_upgrade_twice_is_a_no_op(db_url: str, engine: Engine) -> None:

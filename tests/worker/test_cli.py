@@ -111,7 +111,7 @@ def test_db_upgrade_url_from_env_hides_the_password(runner: CliRunner, postgres_
         assert "pw-not-shown" not in result.output
         assert "***" in result.stdout
         current = runner.invoke(cli, ["db", "current"], env={"BILLSYNC_STATE_URL": url})
-        assert current.stdout.strip() == "0011"
+        assert current.stdout.strip() == "0012"
     finally:
         postgres_cluster.drop_database(name)
 

@@ -545,3 +545,23 @@ def test_the_cliniko_key_comes_from_the_environment() -> None:
     assert problems(priced_by_item(rate_item="X")) == [
         "cliniko.api_key_env: environment variable CLINIKO_KEY is not set"
     ]
+
+
+def test_webhook_secrets_come_from_the_environment_and_are_long() -> None:
+    data = minimal()
+    data["webhooks"] = {"github_secret_env": "GH_HOOK", "jira_secret_env": "JIRA_HOOK"}
+    environ = {**ENV, "GH_HOOK": "a-long-random-secret-1", "JIRA_HOOK": "short-secret"}
+    found = problems(data, environ)
+    assert found == [
+        "webhooks.jira_secret_env: the secret in JIRA_HOOK is shorter than 16 characters "
+        "(anyone who guesses it can make billsync sync: use a long random one)"
+    ]
+    assert "short-secret" not in str(found)
+    data["webhooks"] = {"github_secret": "inline-secret-value-1"}
+    assert problems(data) == [
+        "webhooks.github_secret: a secret does not belong in the config file: put it in an "
+        "environment variable and name it with `github_secret_env`"
+    ]
+    data["webhooks"] = {"jira_secret_env": "JIRA_HOOK", "debounce_seconds": 61}
+    found = problems(data, {**ENV, "JIRA_HOOK": "a-long-random-secret-2"})
+    assert found == ["webhooks.debounce_seconds: Input should be less than or equal to 60"]

@@ -44,6 +44,7 @@ from worker.dashboard.auth import (
     Revoked,
     SessionCodec,
 )
+from worker.dashboard.hooks import HookState, MemoryHookState, RedisHookState, add_hook_routes
 from worker.dashboard.names import (
     ContractName,
     ContractNames,
@@ -61,7 +62,7 @@ Enqueue = Callable[[str, str], Any]
 Clock = Callable[[], datetime]
 TEMPLATES = Path(__file__).parent / "templates"
 RUN_STATUSES = ("running", "succeeded", "failed")
-RUN_TRIGGERS = ("schedule", "on_demand", "cli")
+RUN_TRIGGERS = ("schedule", "on_demand", "cli", "webhook")
 MAX_ID = 2**63 - 1  # the largest id a store can hold: a larger one names nothing (404)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -231,6 +232,13 @@ def create_app(
     footer = {"state": safe_url(settings.state_url)}
     if not inline_syncs:
         footer["broker"] = safe_url(settings.broker_url)
+
+    hook_state: HookState | None = None
+    if redis is not None:
+        hook_state = RedisHookState(redis)
+    elif inline_syncs:
+        hook_state = MemoryHookState()
+    add_hook_routes(app, settings, factory=factory, state=hook_state, send=send)
 
     @app.middleware("http")
     async def session_middleware(

@@ -40,6 +40,7 @@ from worker.store.models import (
     SourceIssue,
     SourceKind,
     UTCDateTime,
+    WebhookReport,
     utcnow,
 )
 
@@ -71,6 +72,7 @@ __all__ = [
     "SourceIssue",
     "SourceKind",
     "UTCDateTime",
+    "WebhookReport",
     "current",
     "downgrade",
     "head",

@@ -138,6 +138,7 @@ class RunTrigger(enum.StrEnum):
     SCHEDULE = "schedule"
     ON_DEMAND = "on_demand"
     CLI = "cli"
+    WEBHOOK = "webhook"  # a Jira or GitHub webhook (SPEC §12)
 
 
 class RunStatus(enum.StrEnum):
@@ -407,6 +408,29 @@ class DirtyIssue(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     issue_id: Mapped[str] = mapped_column(String(255))
+
+
+class WebhookReport(Base):
+    """A change a webhook reported (SPEC §12), for the source's next sync to read directly:
+    a GitHub comment deletion (``comment_deleted``: its entries are deleted without listing
+    the issue's comments again), a Jira worklog created or updated (``worklog``) or deleted
+    (``worklog_deleted``: Jira's worklog feeds leave out the last minute, so the sync reads
+    these worklogs by id). The sync removes the rows in the transaction that records what
+    it read. ``comments``: the GitHub issue's comment count after the deletion, as the
+    event gave it; the sync trusts it only when it is exactly one less than the count it
+    last saw (else it lists the comments, as without a webhook)."""
+
+    __tablename__ = "webhook_reports"
+    __table_args__ = (UniqueConstraint("source_id", "kind", "item_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    repo: Mapped[str | None] = mapped_column(String(255))  # GitHub: owner/repo
+    issue_id: Mapped[str | None] = mapped_column(String(255))  # the source's stable issue id
+    item_id: Mapped[str] = mapped_column(String(64))  # the comment's or worklog's id
+    comments: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --- the price list (SPEC §11) ---------------------------------------------------------------
