@@ -5,6 +5,7 @@ times and memory are reported, never asserted (they belong to docs/benchmarks.md
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,33 @@ def test_a_syncs_peak_memory_is_its_own_not_the_bench_process(tmp_path: Path) ->
     )
     assert len(ballast) > 0
     assert 0 < int(out.read_text()) / 1024 < 200  # MB: a bare Python, not 400 MB and more
+
+
+def test_bench_webhooks_times_edits_through_a_worker(tmp_path: Path) -> None:
+    """`--webhooks` on the smoke size: a real redis-server and worker, the edits reach
+    Kukkingu through the dashboard's webhook route; the latencies are reported."""
+    result = subprocess.run(
+        [
+            *(BILLSYNC, "bench", "--webhooks", "--size", "XS", "--edits", "3"),
+            *("--workdir", str(tmp_path / "w")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("edit ")] == [
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith("edit ") and " billed after " in line
+    ]
+    assert result.stdout.count("\nedit ") == 3
+    summary = next(line for line in result.stdout.splitlines() if line.startswith("webhook: "))
+    assert summary.startswith("webhook: 3 edits, edit to billable p50 ")
+    runs = re.search(r"\((\d+) webhook runs;", summary)
+    assert runs is not None, summary
+    assert int(runs.group(1)) >= 3  # one an edit (an edit during a run may add a follow-up)
+    assert "scheduled (computed, not measured: every 15 min" in result.stdout
+    worker_log = (tmp_path / "w" / "worker.log").read_text()
+    assert "succeeded" in worker_log

@@ -134,6 +134,9 @@ def test_a_worklog_edit_reaches_kukkingu_through_its_webhook_alone(
     with factory() as session:  # the report was read, and removed with what it read
         assert session.scalars(select(WebhookReport)).all() == []
     assert check_invariants(snapshot(kukkingu)) == []
+    for name in ("dashboard", "w1"):  # no secret in either process's log
+        assert SECRET not in hooked.log(name)
+    assert "webhook" in hooked.log("dashboard") or "POST /hooks/jira" in hooked.log("dashboard")
 
 
 def test_a_deleted_comment_is_applied_without_listing_its_issue_again(
