@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 MAX_RATE_MINOR = 9_007_199_254_740_991  # the largest rate the config accepts (2^53 - 1)
+MAX_RATE_DIGITS = 20  # more digits than that is beyond any rate (and not worth computing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,21 +45,33 @@ class NoRate:
 def price_minor(price: str, exponent: int) -> int:
     """``price`` (a decimal string) in minor units of a currency with ``exponent`` decimals.
 
-    Raises ``ValueError`` naming the reason when it is not a finite decimal or needs more
-    decimals than the currency has."""
+    Exact whatever the length: the digits are shifted, never computed with (``Decimal``
+    arithmetic rounds to the context's 28 digits, which would read ``150.00…001`` as
+    ``150.00``). Raises ``ValueError`` naming the reason when it is not a finite decimal or
+    needs more decimals than the currency has."""
     try:
         value = Decimal(price.strip())
     except InvalidOperation:
         raise ValueError(f"price {price!r} is not a decimal number") from None
     if not value.is_finite():
         raise ValueError(f"price {price!r} is not a finite number")
-    minor = value.scaleb(exponent)
-    if minor != minor.to_integral_value():
+    sign, digits, point = value.as_tuple()
+    assert isinstance(point, int)  # finite
+    kept = list(digits)
+    while point < 0 and len(kept) > 1 and kept[-1] == 0:  # trailing zeros are not decimals
+        kept.pop()
+        point += 1
+    if point + exponent < 0 and any(kept):
         raise ValueError(
             f"price {price!r} has more decimals than the currency's {exponent}; "
             "it would have to be rounded"
         )
-    return int(minor)
+    shift = point + exponent
+    if any(kept) and len(kept) + shift > MAX_RATE_DIGITS:
+        raise ValueError(f"price {price!r} is too large")
+    whole = int("".join(map(str, kept)) or "0")
+    minor = whole * 10**shift if shift >= 0 else 0  # a shift below 0 is left only for 0
+    return -minor if sign else minor
 
 
 def rate_of(item: PriceItem | None, item_code: str, exponent: int) -> int | NoRate:

@@ -69,6 +69,28 @@ def test_a_price_with_one_more_nonzero_decimal_is_never_rounded(
         price_minor(price, exponent)
 
 
+@given(
+    cents=st.integers(min_value=0, max_value=10**12),
+    zeros=st.integers(min_value=0, max_value=200),
+    extra=st.integers(min_value=1, max_value=9),
+    exponent=st.sampled_from([0, 2, 3]),
+)
+def test_a_nonzero_decimal_far_behind_the_point_is_never_rounded_away(
+    cents: int, zeros: int, extra: int, exponent: int
+) -> None:
+    """Decimal arithmetic rounds to 28 digits: a price longer than that must still be
+    refused, never read as the exact price it starts with."""
+    exact = str(Decimal(cents).scaleb(-exponent)) if exponent else str(cents)
+    point = exact if "." in exact else exact + "."
+    price = point + "0" * zeros + str(extra)
+    with pytest.raises(ValueError, match="would have to be rounded"):
+        price_minor(price, exponent)
+
+
+def test_trailing_zeros_far_behind_the_point_are_exact() -> None:
+    assert price_minor("150." + "0" * 100, 2) == 15000
+
+
 def service(price: str = "150.00", **kwargs: object) -> PriceItem:
     return PriceItem("CONSULT-60", str(kwargs.get("item_type", "Service")), price,
                      bool(kwargs.get("archived", False)))  # fmt: skip
@@ -93,3 +115,8 @@ def test_an_item_that_gives_no_rate_says_why(item: PriceItem | None, reason: str
     assert isinstance(answer, NoRate)
     assert answer.item_code == "CONSULT-60"
     assert reason in answer.reason
+
+
+def test_an_absurdly_large_price_is_refused_without_computing_it() -> None:
+    with pytest.raises(ValueError, match="is too large"):
+        price_minor("1E+1000000", 2)
