@@ -32,6 +32,7 @@ from connectors.cliniko import (
     ClinikoClient,
     ClinikoUnavailable,
 )
+from worker.config import MAX_ITEM_CODE
 from worker.errors import ConfigurationError
 from worker.store import PriceItem, PriceList, transaction, utcnow
 
@@ -76,12 +77,15 @@ def _upsert(session: Session, model: type[Any], rows: Sequence[Mapping[str, Any]
 
 
 def _cached(item: BillableItem, now: datetime) -> dict[str, Any]:
+    """The row of one item. The price is kept whole (cut, it could read as another price);
+    a code longer than any the config accepts matches no rule and is not kept."""
+    code = item.item_code if item.item_code and len(item.item_code) <= MAX_ITEM_CODE else None
     return {
         "item_id": item.id,
-        "item_code": item.item_code,
+        "item_code": code,
         "name": item.name[:255],
         "item_type": item.item_type[:32],
-        "price": item.price[:64],
+        "price": item.price,
         "archived_at": item.archived_at,
         "updated_at": item.updated_at,
         "read_at": now,

@@ -212,3 +212,19 @@ def test_a_price_change_changes_the_rules_digest(
     refresh_price_list(factory, client, cliniko.base_url, now=NOW + timedelta(minutes=3))
     with factory() as session:
         assert plan_digest(config, priced_rules(session, config)) != before
+
+
+def test_a_long_price_is_kept_whole_and_refused(
+    factory: sessionmaker[Session], client: ClinikoClient, cliniko: RunningCliniko
+) -> None:
+    """A price with many decimals is stored as sent: cut to fit a column, it would read
+    as an exact price and bill at it."""
+    price = "150." + "0" * 70 + "1"
+    cliniko.add_item(name="Long price", item_code="LONG-1", item_type="Service", price=price)
+    refresh_price_list(factory, client, cliniko.base_url, now=NOW)
+    with factory() as session:
+        stored = session.scalars(select(PriceItem).where(PriceItem.item_code == "LONG-1")).one()
+        assert stored.price == price
+        (rule,) = priced_rules(session, settings(cliniko.base_url, rate_item="LONG-1"))
+    assert rule.held is not None
+    assert "has more decimals than the currency's 2" in rule.held

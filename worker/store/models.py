@@ -447,7 +447,7 @@ class PriceItem(Base):
     item_code: Mapped[str | None] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(255))
     item_type: Mapped[str] = mapped_column(String(32))
-    price: Mapped[str] = mapped_column(String(64))  # the decimal string as Cliniko sent it
+    price: Mapped[str] = mapped_column(Text)  # the decimal string as Cliniko sent it, whole
     archived_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]  # Cliniko's
     read_at: Mapped[datetime] = mapped_column(default=utcnow)  # when billsync read it

@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("item_code", sa.String(100), nullable=True),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("item_type", sa.String(32), nullable=False),
-        sa.Column("price", sa.String(64), nullable=False),
+        sa.Column("price", sa.Text(), nullable=False),
         sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=False),
