@@ -135,6 +135,12 @@ def on_start(
         if lock.acquire(blocking=True, wait=ttl + 2):
             return Start(lock, resumed=True)
     request_follow_up(redis, source, _trigger(source, trigger))
+    # The sync holding the lock may have ended between the try above and the mark: it saw
+    # no mark and owes nothing, so nobody would act on it. Try once more: with the lock,
+    # this message is the sync (its begin clears the mark). Should the ending sync have
+    # seen the mark after all, its follow-up runs once more: one sync too many, none lost.
+    if lock.acquire():
+        return Start(lock)
     return Coalesce()
 
 

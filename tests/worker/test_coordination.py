@@ -126,3 +126,25 @@ def test_fencing_refuses_a_write_under_a_lock_that_is_gone(redis: Redis) -> None
     with pytest.raises(LockLost):  # taken by another sync meanwhile: still not ours
         lock.fence("a write")
     other.release()
+
+
+def test_a_request_whose_sync_ended_just_as_it_coalesced_starts_itself(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message finds the lock held; before it marks the source pending, the running
+    sync ends (it sees no mark: nothing owed) and lets the lock go. The mark then has
+    nobody to act on it: the message must start the sync itself."""
+    running = start(redis, "t1")
+    assert isinstance(running, Start)
+    coordination.begin(redis, "jira", "schedule", "host:1:t1", marker_ttl=60)
+    marking = coordination.request_follow_up
+
+    def the_sync_ends_first(client: Redis, source: str, trigger: str = "on_demand") -> bool:
+        assert isinstance(coordination.on_end(client, source), Done)  # no mark yet
+        running.lock.release()
+        return marking(client, source, trigger)
+
+    monkeypatch.setattr(coordination, "request_follow_up", the_sync_ends_first)
+    decision = start(redis, "t2")
+    assert isinstance(decision, Start), decision
+    decision.lock.release()
