@@ -16,6 +16,7 @@ from worker.locks import (
     LockLost,
     owed_key,
     pending_key,
+    request_follow_up,
     running_key,
     source_lock_key,
 )
@@ -137,7 +138,7 @@ def test_a_request_whose_sync_ended_just_as_it_coalesced_starts_itself(
     running = start(redis, "t1")
     assert isinstance(running, Start)
     coordination.begin(redis, "jira", "schedule", "host:1:t1", marker_ttl=60)
-    marking = coordination.request_follow_up
+    marking = request_follow_up
 
     def the_sync_ends_first(client: Redis, source: str, trigger: str = "on_demand") -> bool:
         assert isinstance(coordination.on_end(client, source), Done)  # no mark yet
