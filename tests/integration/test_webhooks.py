@@ -129,6 +129,13 @@ def test_a_worklog_edit_reaches_kukkingu_through_its_webhook_alone(
 
     # the worklog feed leaves out the last minute: only the webhook's report is this fast
     wait_until(billed, DEADLINE, hooked, "the edited worklog on its draft")
+    # the line is written before the run's end is recorded: wait for the record
+    wait_until(
+        lambda: webhook_runs(factory, "jira-demo")[-1][0] != "running",
+        DEADLINE,
+        hooked,
+        "the webhook run to end",
+    )
     assert webhook_runs(factory, "jira-demo")[-1] == ("succeeded", "")
     assert {a.status for a in sandbox.jira_app.webhooks.log} == {202}  # type: ignore[union-attr]
     with factory() as session:  # the report was read, and removed with what it read
