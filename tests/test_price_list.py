@@ -18,13 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from connectors.kukkingu import KukkinguClient
 from sandbox.main import RunningSandbox, start_sandbox
 from sandbox.server import ServerThread
-from tests.support.billing import check_invariants, snapshot, store, writes
+from tests.support.billing import check_invariants, client_for, snapshot, store, writes
 from tests.support.cliniko import RunningCliniko
 from tests.test_end_to_end_jira import config_for, run
 from worker.config import load_config
@@ -56,8 +55,7 @@ def config(tmp_path: Path, sandbox: RunningSandbox) -> str:
 
 @pytest.fixture
 def kukkingu(sandbox: RunningSandbox) -> Iterator[KukkinguClient]:
-    info = sandbox.info()["kukkingu"]
-    with KukkinguClient(info["baseUrl"], info["tenantId"], SecretStr(info["token"])) as client:
+    with client_for(sandbox.kukkingu.url) as client:
         yield client
 
 

@@ -51,18 +51,26 @@ def uses_price_list(settings: Settings, source: str | None = None) -> bool:
     )
 
 
-def load_cache(session: Session, codes: Iterable[str], base_url: str) -> Cache:
-    """The cached items with these codes (none when the cache is of another account, or
-    was never read)."""
+def cached_items(session: Session, codes: Iterable[str], base_url: str) -> list[CachedItem] | None:
+    """The cached items with these codes, in id order; None when the cache was never read,
+    or was read from another account."""
     state = session.get(PriceList, 1)
     if state is None or state.read_at is None or state.base_url != base_url:
+        return None
+    return list(
+        session.scalars(
+            select(CachedItem)
+            .where(CachedItem.item_code.in_(sorted(set(codes))))
+            .order_by(CachedItem.item_id)
+        )
+    )
+
+
+def cache_of(rows: list[CachedItem] | None) -> Cache:
+    """The pricing view of :func:`cached_items`' rows (None: a list never read)."""
+    if rows is None:
         return Cache.empty()
     found: dict[str, list[PriceItem]] = defaultdict(list)
-    rows = session.scalars(
-        select(CachedItem)
-        .where(CachedItem.item_code.in_(sorted(set(codes))))
-        .order_by(CachedItem.item_id)
-    )
     for row in rows:
         found[row.item_code or ""].append(
             PriceItem(row.item_code or "", row.item_type, row.price, row.archived_at is not None)
@@ -144,7 +152,7 @@ def priced_rules(session: Session, settings: Settings) -> list[Rule]:
     cliniko = settings.file.cliniko
     if not codes or cliniko is None:
         return rules_from(settings)
-    return rules_from(settings, load_cache(session, codes, cliniko.base_url))
+    return rules_from(settings, cache_of(cached_items(session, codes, cliniko.base_url)))
 
 
 def plan_digest(settings: Settings, rules: list[Rule]) -> str:

@@ -5,7 +5,6 @@ through a webhook alone."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -13,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from redis import Redis
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,19 +19,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from connectors.kukkingu import KukkinguClient
 from sandbox.common.webhooks import WebhookSender
 from sandbox.main import RunningSandbox
-from tests.support.billing import check_invariants, snapshot
+from tests.support.billing import check_invariants, client_for, snapshot
+from tests.support.postgres import free_port
 from tests.support.service import Service, wait_until
 from worker.store import Cursor, Run, Source, WebhookReport
 
 SECRET = "webhook-sandbox-secret-0001"  # examples/sandbox.env
 DEADLINE = 120.0  # seconds for an edit to reach Kukkingu on a loaded machine
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -74,8 +66,7 @@ def hooked(service: Service, sandbox: RunningSandbox) -> Iterator[Service]:
 
 @pytest.fixture
 def kukkingu(sandbox: RunningSandbox) -> Iterator[KukkinguClient]:
-    info = sandbox.info()["kukkingu"]
-    with KukkinguClient(info["baseUrl"], info["tenantId"], SecretStr(info["token"])) as client:
+    with client_for(sandbox.kukkingu.url) as client:
         yield client
 
 

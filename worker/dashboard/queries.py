@@ -21,7 +21,7 @@ from worker.config import Settings, parse_crontab
 from worker.core.model import MAX_LINES_PER_DRAFT
 from worker.currencies import format_minor
 from worker.ledger import open_drift, open_problems
-from worker.rules import priced_rules
+from worker.rules import cache_of, cached_items, rules_from
 from worker.store.models import (
     Cursor,
     Draft,
@@ -765,18 +765,14 @@ class Prices:
 
 def prices(session: Session, settings: Settings) -> Prices:
     """Each rule's rates, where they come from and the price in use, and the cache's age."""
-    rules = {rule.index: rule for rule in priced_rules(session, settings)}
     cliniko = settings.file.cliniko
     state = session.get(PriceList, 1)
     codes = {code for rule in settings.file.rules for code in rule.item_codes()}
+    used = cached_items(session, codes, cliniko.base_url) if codes and cliniko else None
+    rules = {rule.index: rule for rule in rules_from(settings, cache_of(used))}
     cached: dict[str, PriceItem] = {}
-    if codes and state is not None and cliniko is not None and state.base_url == cliniko.base_url:
-        for item in session.scalars(
-            select(PriceItem)
-            .where(PriceItem.item_code.in_(sorted(codes)))
-            .order_by(PriceItem.archived_at.is_not(None), PriceItem.item_id)
-        ):
-            cached.setdefault(item.item_code or "", item)  # an item in use before an archived one
+    for item in sorted(used or (), key=lambda i: i.archived_at is not None):  # in use first
+        cached.setdefault(item.item_code or "", item)
     rows = []
     for index, config in enumerate(settings.file.rules):
         rule = rules[index]
